@@ -1,0 +1,1 @@
+"""DreamerV3 in PyTorch: networks, distributions, RSSM, world model, actor-critic and the agent."""

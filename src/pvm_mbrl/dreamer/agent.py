@@ -1,0 +1,107 @@
+"""The DreamerV3 agent: acting in the environment and one combined training update."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from pvm_mbrl.dreamer.actor_critic import ActorCritic
+from pvm_mbrl.dreamer.optim import LaProp
+from pvm_mbrl.dreamer.rssm import RSSMState
+from pvm_mbrl.dreamer.world_model import WorldModel
+from pvm_mbrl.encoders.registry import make_encoder
+
+WORLD_MODEL_LOSSES = ("rec", "vec", "rew", "con", "dyn", "rep")
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CPU or CUDA when ``precision == 'bf16'``; no-op for fp32."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class Agent(nn.Module):
+    """World model + actor-critic with one LaProp optimiser over all trainable parameters."""
+
+    def __init__(self, cfg: DictConfig, obs_space_info: dict, action_dim: int, discrete: bool,
+                 device: torch.device | str = "cpu"):
+        super().__init__()
+        self.cfg, self.discrete, self.action_dim = cfg, discrete, action_dim
+        self.device = torch.device(device)
+        model = cfg.model
+        encoder = make_encoder(cfg.encoder, obs_space_info["image_size"], model.depth)
+        decoder_size = cfg.encoder.get("decoder_size") or obs_space_info["image_size"]
+        self.world_model = WorldModel(encoder, action_dim, model, decoder_size, obs_space_info.get("vectors"))
+        self.actor_critic = ActorCritic(self.world_model.rssm.feature_dim, action_dim, discrete, model,
+                                        cfg.actor_critic)
+        self.scales = dict(cfg.loss_scales)
+        self.to(self.device)
+        self.optimizer = LaProp(self.parameter_groups(), lr=cfg.optim.lr, eps=cfg.optim.eps, agc=cfg.optim.agc,
+                                warmup=cfg.optim.warmup)
+
+    def parameter_groups(self) -> list[dict]:
+        """Encoder groups (which may carry their own learning rate) and one group for everything else."""
+        lr = self.cfg.optim.lr
+        encoder_groups = self.world_model.encoder.parameter_groups(lr)
+        encoder_ids = {id(p) for p in self.world_model.encoder.parameters()}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in encoder_ids]
+        return [{"name": "model", "params": rest, "lr": lr}, *encoder_groups]
+
+    # ---------------------------------------------------------------- acting
+    def initial_state(self, batch: int) -> tuple[RSSMState, torch.Tensor]:
+        return (self.world_model.rssm.initial(batch, self.device),
+                torch.zeros(batch, self.action_dim, device=self.device))
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], state: tuple[RSSMState, torch.Tensor], greedy: bool = False,
+            ) -> tuple[np.ndarray, tuple[RSSMState, torch.Tensor]]:
+        """One policy step for a batch of observations; ``state`` carries latent and previous action."""
+        latent, prev_action = state
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
+        with autocast(self.device, self.cfg.precision):
+            embed = self.world_model.embed(data)
+            latent, _ = self.world_model.rssm.obs_step(latent, prev_action, embed, data["is_first"])
+            policy = self.actor_critic.policy(latent.feature())
+            action = policy.mode() if greedy else policy.sample()
+        action = action.float()
+        if not self.discrete:
+            action = action.clamp(-1.0, 1.0)
+        return action.cpu().numpy(), (latent, action)
+
+    # ---------------------------------------------------------------- learning
+    def train_step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One update of world model, actor and critic from a replay batch ``[B, T, ...]``."""
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        data["action"] = data["action"].float()
+        data["reward"] = data["reward"].float()
+        self.train()
+        with autocast(self.device, self.cfg.precision):
+            wm_losses, post = self.world_model.loss(data)
+            start = post.map(lambda x: x.detach().reshape(-1, *x.shape[2:]))
+            ac_losses, returns, metrics = self.actor_critic.imagination_loss(
+                self.world_model, start, data["is_terminal"].reshape(-1))
+            bootstrap = returns[:, 0].reshape(data["reward"].shape)
+            ac_losses["repval"] = self.actor_critic.replay_value_loss(post.feature().detach(), data, bootstrap)
+        losses = {**wm_losses, **ac_losses}
+        total = sum(self.scales[k] * v.mean() for k, v in losses.items())
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.actor_critic.update_slow_critic()
+        out = {f"loss/{k}": v.mean().item() for k, v in losses.items()}
+        out["loss/total"] = total.item()
+        out.update({f"train/{k}": float(v.detach()) for k, v in metrics.items()})
+        return out
+
+    # ---------------------------------------------------------------- persistence
+    def checkpoint_state(self) -> dict:
+        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        self.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])

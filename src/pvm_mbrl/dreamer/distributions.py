@@ -1,0 +1,117 @@
+"""Output distributions of DreamerV3's heads, each with the loss DreamerV3 trains it with."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from pvm_mbrl.dreamer.transforms import symexp_bins, symlog, two_hot, two_hot_mean
+
+
+def unimix_logits(logits: torch.Tensor, unimix: float) -> torch.Tensor:
+    """Mix a categorical with ``unimix`` of the uniform distribution; returns the mixed log-probs.
+
+    Keeps every class probability >= unimix / classes, so KL terms and log-probs stay finite.
+    """
+    if not 0.0 <= unimix < 1.0:
+        raise ValueError(f"unimix must be in [0, 1), got {unimix}")
+    probs = F.softmax(logits.float(), -1)
+    if unimix > 0:
+        probs = (1.0 - unimix) * probs + unimix / logits.shape[-1]
+    return torch.log(probs)
+
+
+class OneHotCategorical:
+    """Categorical over the last axis with straight-through one-hot samples."""
+
+    def __init__(self, logits: torch.Tensor, unimix: float = 0.0):
+        self.logits = unimix_logits(logits, unimix)  # normalised log-probs
+        self.probs = self.logits.exp()
+
+    def sample(self) -> torch.Tensor:
+        index = torch.multinomial(self.probs.reshape(-1, self.probs.shape[-1]), 1)
+        hard = F.one_hot(index.reshape(self.probs.shape[:-1]), self.probs.shape[-1]).to(self.probs.dtype)
+        return hard + self.probs - self.probs.detach()  # straight-through gradient
+
+    def mode(self) -> torch.Tensor:
+        hard = F.one_hot(self.probs.argmax(-1), self.probs.shape[-1]).to(self.probs.dtype)
+        return hard + self.probs - self.probs.detach()
+
+    def log_prob(self, onehot: torch.Tensor) -> torch.Tensor:
+        return (onehot * self.logits).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return -(self.probs * self.logits).sum(-1)
+
+
+def categorical_kl(lhs_logits: torch.Tensor, rhs_logits: torch.Tensor) -> torch.Tensor:
+    """KL(lhs || rhs) for normalised log-probs, summed over the class axis."""
+    return (lhs_logits.exp() * (lhs_logits - rhs_logits)).sum(-1)
+
+
+def free_nats_kl(lhs_logits: torch.Tensor, rhs_logits: torch.Tensor, free_nats: float) -> torch.Tensor:
+    """KL summed over latents and classes, clipped below at ``free_nats`` (no gradient under it)."""
+    kl = categorical_kl(lhs_logits, rhs_logits).sum(-1)
+    return torch.clamp(kl, min=free_nats)
+
+
+class BoundedNormal:
+    """DreamerV3's continuous policy: Normal(tanh(mean), std in [min_std, max_std]) per action dim."""
+
+    def __init__(self, mean: torch.Tensor, raw_std: torch.Tensor, min_std: float = 0.1, max_std: float = 1.0):
+        self.mean = torch.tanh(mean.float())
+        self.std = (max_std - min_std) * torch.sigmoid(raw_std.float() + 2.0) + min_std
+
+    def sample(self) -> torch.Tensor:
+        return self.mean + self.std * torch.randn_like(self.mean)
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        z = (value - self.mean) / self.std
+        return (-0.5 * z.pow(2) - self.std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return (0.5 + 0.5 * math.log(2 * math.pi) + self.std.log()).sum(-1)
+
+
+class SymexpTwoHot:
+    """Reward and value distribution: categorical over symexp-spaced bins, two-hot cross-entropy loss."""
+
+    def __init__(self, logits: torch.Tensor, bins: torch.Tensor | None = None):
+        self.logits = logits.float()
+        self.bins = symexp_bins(logits.shape[-1]) if bins is None else bins
+        self.bins = self.bins.to(logits.device)
+
+    def mean(self) -> torch.Tensor:
+        return two_hot_mean(F.softmax(self.logits, -1), self.bins)
+
+    def loss(self, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the two-hot encoding of ``target`` (no gradient through the target)."""
+        return -(two_hot(target.detach(), self.bins) * F.log_softmax(self.logits, -1)).sum(-1)
+
+
+class Bernoulli:
+    """Continue flag head: sigmoid probability, binary cross-entropy loss."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits.float()
+
+    def mean(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+    def loss(self, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(self.logits, target.float(), reduction="none")
+
+
+def image_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error summed over the last three (image) axes, as DreamerV3's image decoder loss."""
+    return (prediction.float() - target.float()).pow(2).sum((-3, -2, -1))
+
+
+def symlog_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error in symlog space summed over the feature axis (vector decoder loss)."""
+    return (prediction.float() - symlog(target.float())).pow(2).sum(-1)

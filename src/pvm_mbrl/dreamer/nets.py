@@ -1,0 +1,92 @@
+"""Network building blocks: DreamerV3's initialisation, RMSNorm + SiLU layers, block-diagonal linear."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+NORM_EPS = 1e-4
+
+
+def init_fan_in_(weight: torch.Tensor, fan_in: int, scale: float = 1.0) -> None:
+    """Truncated normal with variance scale / fan_in (DreamerV3's ``trunc_normal_in``)."""
+    if scale == 0.0:
+        nn.init.zeros_(weight)
+        return
+    std = math.sqrt(scale / fan_in) / 0.87962566103423978  # std of a unit normal truncated at +-2
+    nn.init.trunc_normal_(weight, 0.0, std, -2 * std, 2 * std)
+
+
+def linear(in_features: int, out_features: int, scale: float = 1.0, bias: bool = True) -> nn.Linear:
+    layer = nn.Linear(in_features, out_features, bias=bias)
+    init_fan_in_(layer.weight, in_features, scale)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class RMSNorm(nn.RMSNorm):
+    """RMSNorm whose weight follows the input's dtype, so bf16 autocast keeps the fused kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.rms_norm(x, self.normalized_shape, self.weight.to(x.dtype), self.eps)
+
+
+class NormAct(nn.Sequential):
+    """Linear -> RMSNorm -> SiLU, DreamerV3's hidden layer."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__(
+            linear(in_features, out_features, bias=False),
+            RMSNorm(out_features, eps=NORM_EPS),
+            nn.SiLU(),
+        )
+
+
+class MLP(nn.Sequential):
+    """``layers`` hidden NormAct layers of ``units``, optionally followed by a linear output."""
+
+    def __init__(self, in_features: int, layers: int, units: int, out_features: int | None = None,
+                 out_scale: float = 1.0):
+        modules: list[nn.Module] = []
+        for i in range(layers):
+            modules.append(NormAct(in_features if i == 0 else units, units))
+        if out_features is not None:
+            modules.append(linear(units if layers else in_features, out_features, scale=out_scale))
+        super().__init__(*modules)
+
+
+class BlockLinear(nn.Module):
+    """Block-diagonal linear layer: ``blocks`` independent linear maps on equal slices of the input.
+
+    Cuts the GRU's parameters and FLOPs by ``blocks`` while keeping a large recurrent state.
+    """
+
+    def __init__(self, in_features: int, out_features: int, blocks: int, bias: bool = True):
+        super().__init__()
+        if in_features % blocks or out_features % blocks:
+            raise ValueError(f"features ({in_features}, {out_features}) must divide into {blocks} blocks")
+        self.blocks = blocks
+        self.weight = nn.Parameter(torch.empty(blocks, in_features // blocks, out_features // blocks))
+        init_fan_in_(self.weight, in_features // blocks)
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grouped = x.reshape(*x.shape[:-1], self.blocks, -1)
+        out = torch.einsum("...gi,gio->...go", grouped, self.weight.to(x.dtype)).flatten(-2)
+        return out if self.bias is None else out + self.bias.to(out.dtype)
+
+
+class ChannelRMSNorm(RMSNorm):
+    """RMSNorm over the channel axis of an NCHW tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def conv_norm_act(in_channels: int, out_channels: int, kernel: int = 5) -> nn.Sequential:
+    conv = nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False)
+    init_fan_in_(conv.weight, in_channels * kernel * kernel)
+    return nn.Sequential(conv, ChannelRMSNorm(out_channels, eps=NORM_EPS), nn.SiLU())

@@ -1,0 +1,1 @@
+"""Image encoders behind one interface: the from-scratch CNN and (later) pre-trained vision models."""

@@ -1,0 +1,1 @@
+"""Running trained agents without training: evaluation episodes."""

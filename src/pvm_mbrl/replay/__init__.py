@@ -1,0 +1,1 @@
+"""Replay storage for sequences of environment steps."""

@@ -1,0 +1,145 @@
+"""Fixed-capacity sequence replay, persisted to the run directory in append-only chunk files.
+
+Each environment writes its own stream (a ring of ``capacity // num_streams`` steps), so sampled chunks
+are contiguous in time. Chunks may cross episode boundaries: ``is_first`` resets the RSSM inside a
+sequence, as in DreamerV3. Finished steps are written as ``.npz`` chunk files (atomically, then never
+changed), so saving replay with a checkpoint costs only the steps since the last save.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+CHUNK_PATTERN = re.compile(r"stream(\d+)_(\d+)_(\d+)\.npz$")
+
+
+def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class ReplayBuffer:
+    def __init__(self, capacity: int, num_streams: int = 1, directory: str | Path | None = None,
+                 chunk_size: int = 1024, seed: int = 0):
+        if capacity < num_streams:
+            raise ValueError(f"replay capacity {capacity} must be >= the number of envs ({num_streams})")
+        self.num_streams, self.stream_capacity = num_streams, capacity // num_streams
+        self.directory = Path(directory) if directory is not None else None
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        self.chunk_size = chunk_size
+        self.rng = np.random.default_rng(seed)
+        self.data: dict[str, np.ndarray] = {}
+        self.totals = np.zeros(num_streams, np.int64)  # steps ever added per stream
+        self.saved = np.zeros(num_streams, np.int64)  # steps per stream already in chunk files
+
+    # ---------------------------------------------------------------- adding
+    def _allocate(self, step: dict[str, np.ndarray]) -> None:
+        # np.zeros maps pages lazily, so an unfilled large capacity costs no memory.
+        self.data = {k: np.zeros((self.num_streams, self.stream_capacity, *v.shape[1:]), v.dtype)
+                     for k, v in step.items()}
+
+    def add(self, step: dict[str, np.ndarray]) -> None:
+        """Append one step to every stream; each value has a leading axis of ``num_streams``."""
+        if not self.data:
+            self._allocate(step)
+        if set(step) != set(self.data):
+            raise KeyError(f"replay step keys {sorted(step)} differ from stored keys {sorted(self.data)}")
+        rows = self.totals % self.stream_capacity
+        streams = np.arange(self.num_streams)
+        for key, value in step.items():
+            self.data[key][streams, rows] = value
+        self.totals += 1
+        if self.directory is not None and (self.totals - self.saved).max() >= self.chunk_size:
+            self.save()
+
+    def __len__(self) -> int:
+        return int(np.minimum(self.totals, self.stream_capacity).sum())
+
+    @property
+    def bytes_per_step(self) -> int:
+        """Memory one stored step takes (all keys), for reporting and capacity planning."""
+        return sum(v.itemsize * int(np.prod(v.shape[2:])) for v in self.data.values())
+
+    # ---------------------------------------------------------------- sampling
+    def sample(self, batch_size: int, length: int) -> dict[str, np.ndarray]:
+        """Uniformly sample ``batch_size`` contiguous chunks of ``length`` steps from all streams."""
+        stored = np.minimum(self.totals, self.stream_capacity)
+        starts_per_stream = np.maximum(stored - length + 1, 0)
+        if starts_per_stream.sum() == 0:
+            raise ValueError(f"replay holds {len(self)} steps, fewer than one sequence of length {length}")
+        flat = self.rng.integers(0, starts_per_stream.sum(), batch_size)
+        stream = np.searchsorted(np.cumsum(starts_per_stream), flat, side="right")
+        offset = flat - (np.cumsum(starts_per_stream) - starts_per_stream)[stream]
+        oldest = self.totals[stream] - stored[stream]
+        rows = (oldest[:, None] + offset[:, None] + np.arange(length)) % self.stream_capacity
+        return {k: v[stream[:, None], rows] for k, v in self.data.items()}
+
+    # ---------------------------------------------------------------- persistence
+    def _stream_slice(self, stream: int, start: int, end: int) -> dict[str, np.ndarray]:
+        rows = np.arange(start, end) % self.stream_capacity
+        return {k: v[stream, rows] for k, v in self.data.items()}
+
+    def save(self) -> None:
+        """Write every stream's unsaved steps to a new chunk file and delete fully evicted chunks."""
+        if self.directory is None or not self.data:
+            return
+        for stream in range(self.num_streams):
+            start, end = int(self.saved[stream]), int(self.totals[stream])
+            if end > start:
+                path = self.directory / f"stream{stream:03d}_{start:012d}_{end:012d}.npz"
+                atomic_save_npz(path, self._stream_slice(stream, start, end))
+                self.saved[stream] = end
+        for path, stream, _start, end in self.chunk_files():
+            if end <= self.totals[stream] - self.stream_capacity:
+                path.unlink()
+
+    def chunk_files(self) -> list[tuple[Path, int, int, int]]:
+        found = []
+        for path in sorted(self.directory.glob("stream*.npz")):
+            match = CHUNK_PATTERN.match(path.name)
+            if match:
+                found.append((path, *(int(g) for g in match.groups())))
+        return found
+
+    def load(self, totals: list[int]) -> None:
+        """Restore the state saved with a checkpoint: exactly ``totals[i]`` steps per stream.
+
+        Chunks written after that checkpoint (a crash before the next one) are dropped or cut, so the
+        replay matches the restored step counters.
+        """
+        if len(totals) != self.num_streams:
+            raise ValueError(f"checkpoint has {len(totals)} replay streams, this run has {self.num_streams}")
+        for path, stream, start, end in self.chunk_files():
+            limit = totals[stream]
+            if start >= limit:
+                path.unlink()
+                continue
+            with np.load(path) as chunk:
+                arrays = {k: chunk[k][: min(end, limit) - start] for k in chunk.files}
+            if end > limit:  # cut the chunk back to the checkpoint, keeping files and counters consistent
+                path.unlink()
+                atomic_save_npz(self.directory / f"stream{stream:03d}_{start:012d}_{limit:012d}.npz", arrays)
+            if not self.data:
+                self._allocate({k: v[:1].repeat(self.num_streams, 0) for k, v in arrays.items()})
+            first = max(start, limit - self.stream_capacity)
+            rows = np.arange(first, min(end, limit)) % self.stream_capacity
+            for key, value in arrays.items():
+                self.data[key][stream, rows] = value[first - start:]
+        self.totals = np.asarray(totals, np.int64)
+        self.saved = self.totals.copy()
+
+    def state(self) -> dict:
+        return {"totals": self.totals.tolist(), "rng": self.rng.bit_generator.state}
+
+    def load_state(self, state: dict) -> None:
+        self.load(state["totals"])
+        self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,78 @@
+"""Composing configs from presets with Hydra overrides, and checking them before anything starts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+# ``${slug:${env.name}}`` turns a name like dmc:cartpole-balance into a safe path part.
+if not OmegaConf.has_resolver("slug"):
+    OmegaConf.register_new_resolver("slug", lambda text: re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)))
+
+
+def group_options(group: str) -> list[str]:
+    """Preset names of a config group (``model``, ``env``, ``encoder``)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The training config with Hydra-style ``key=value`` overrides applied, then validated."""
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key in ("model", "env", "encoder") and value not in group_options(key):
+            raise ValueError(f"unknown {key} preset {value!r}; choose one of: {', '.join(group_options(key))}")
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=list(overrides))
+    except HydraException as error:
+        raise ValueError(f"bad config override: {error}") from error
+    validate_config(cfg)
+    return cfg
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Fail early, naming the bad value and what is accepted."""
+    from pvm_mbrl.encoders.registry import encoder_class
+    from pvm_mbrl.envs.registry import parse_env_name
+
+    for key in ("steps", "batch_size", "batch_length", "replay_capacity", "eval_episodes", "log_every",
+                "checkpoint_every", "eval_every"):
+        _require(isinstance(cfg[key], int) and cfg[key] > 0, f"{key} must be a positive integer, got {cfg[key]!r}")
+    for key in ("train_ratio", "prefill", "threads", "time_limit_minutes"):
+        _require(isinstance(cfg[key], int | float) and cfg[key] >= 0,
+                 f"{key} must be a number >= 0, got {cfg[key]!r}")
+    _require(cfg.precision in ("bf16", "fp32"), f"precision must be 'bf16' or 'fp32', got {cfg.precision!r}")
+    _require(cfg.device == "auto" or str(cfg.device).split(":")[0] in ("cpu", "cuda"),
+             f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    for key in ("deter", "hidden", "stoch", "classes", "depth", "units", "blocks", "bins"):
+        value = cfg.model[key]
+        _require(isinstance(value, int) and value > 0, f"model.{key} must be a positive integer, got {value!r}")
+    _require(cfg.model.deter % cfg.model.blocks == 0,
+             f"model.deter ({cfg.model.deter}) must be divisible by model.blocks ({cfg.model.blocks})")
+    _require(isinstance(cfg.env.size, int) and cfg.env.size > 0,
+             f"env.size must be a positive integer, got {cfg.env.size!r}")
+    _require(cfg.env.num_envs >= 1, f"env.num_envs must be >= 1, got {cfg.env.num_envs!r}")
+    _require(cfg.env.action_repeat >= 1, f"env.action_repeat must be >= 1, got {cfg.env.action_repeat!r}")
+    parse_env_name(cfg.env.name)
+    encoder_class(cfg.encoder.name).check_image_size(cfg.env.size)
+    if cfg.encoder.get("decoder_size"):
+        from pvm_mbrl.encoders.cnn import cnn_stages
+
+        cnn_stages(cfg.encoder.decoder_size)
+    unknown = set(cfg.loss_scales) - {"rec", "vec", "rew", "con", "dyn", "rep", "policy", "value", "repval"}
+    _require(not unknown, f"unknown loss_scales {sorted(unknown)}")
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)

@@ -1,0 +1,85 @@
+"""Metrics per run directory: one JSON line per record and TensorBoard scalars, plus a progress line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+class MetricsLogger:
+    """Writes ``metrics.jsonl`` (append, so resumed runs continue the file) and TensorBoard events."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True):
+        self.path = run_dir / "metrics.jsonl"
+        self._file = open(self.path, "a")  # noqa: SIM115 - kept open for the run
+        self._writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def write(self, step: int, metrics: dict[str, float]) -> None:
+        record = {"step": step, "time": time.time(), **{k: float(v) for k, v in metrics.items()}}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._writer is not None:
+            for key, value in metrics.items():
+                self._writer.add_scalar(key, value, step)
+            self._writer.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        if self._writer is not None:
+            self._writer.close()
+
+
+class MeanTracker:
+    """Accumulates values between log lines and returns their means."""
+
+    def __init__(self):
+        self._values: dict[str, list[float]] = defaultdict(list)
+
+    def add(self, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self._values[key].append(value)
+
+    def pop(self) -> dict[str, float]:
+        means = {k: float(np.mean(v)) for k, v in self._values.items() if v}
+        self._values.clear()
+        return means
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class ProgressLine:
+    """A periodic line with progress, throughput and ETA, readable in a terminal and in CI logs."""
+
+    def __init__(self, total: int, start: int, label: str = "train", stream=sys.stderr):
+        self.total, self.label, self.stream = total, label, stream
+        self._start_step, self._start_time = start, time.time()
+
+    def rate(self, step: int) -> float:
+        return (step - self._start_step) / max(time.time() - self._start_time, 1e-9)
+
+    def show(self, step: int, extra: dict[str, float]) -> None:
+        rate = self.rate(step)
+        eta = (self.total - step) / rate if rate > 0 else float("inf")
+        parts = [f"[{self.label}] {step:,}/{self.total:,} ({100 * step / self.total:.0f}%)",
+                 f"{rate:.1f} env-steps/s", f"ETA {format_duration(eta) if np.isfinite(eta) else '?'}"]
+        parts += [f"{k.replace('/', ' ')} {v:.3g}" for k, v in extra.items()]
+        print(" | ".join(parts), file=self.stream, flush=True)
+
+
+def read_metrics(run_dir: Path, key: str) -> list[tuple[int, float]]:
+    """(step, value) pairs of one metric from a run's ``metrics.jsonl``."""
+    path = Path(run_dir) / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [(row["step"], row[key]) for row in rows if key in row]

@@ -1,0 +1,251 @@
+"""The training loop: collect with the policy, replay at ``train_ratio``, log, evaluate, checkpoint, resume.
+
+One run directory holds everything: ``config.yaml``, ``metrics.jsonl``, ``tensorboard/``, ``replay/``
+chunk files, ``checkpoint.pt`` and ``status.json``. Running the same command on it again resumes from
+the last checkpoint; Ctrl-C (or SIGTERM) writes a checkpoint before exiting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from pvm_mbrl.dreamer.agent import Agent
+from pvm_mbrl.envs.registry import make_env
+from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
+from pvm_mbrl.evaluation.episodes import run_episodes
+from pvm_mbrl.replay.buffer import ReplayBuffer
+from pvm_mbrl.training.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+)
+from pvm_mbrl.training.config import to_yaml
+from pvm_mbrl.training.logger import MeanTracker, MetricsLogger, ProgressLine
+
+# Settings that may change when a run is resumed; anything else must match the saved config.
+RESUMABLE_KEYS = {"steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every", "threads", "device",
+                  "time_limit_minutes"}
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training episodes
+PROGRESS_KEYS = ("episode/return", "eval/return", "loss/rec", "loss/dyn")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(saved) | set(current))
+    diffs = []
+    for key in keys:
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return diffs
+
+
+def make_vector_env(cfg: DictConfig, seed: int) -> gym.vector.VectorEnv:
+    """Several envs in worker processes (one in-process env when ``num_envs == 1``).
+
+    DreamerV3-style auto-reset: after an episode ends, the next step returns the reset observation.
+    """
+    fns = [lambda i=i: make_env(cfg.env, seed + i) for i in range(cfg.env.num_envs)]
+    if cfg.env.num_envs == 1:
+        return gym.vector.SyncVectorEnv(fns)
+    return gym.vector.AsyncVectorEnv(fns, context="spawn")
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run_dir)
+        self.device = resolve_device(cfg.device)
+        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        checkpoint_path = self.run_dir / CHECKPOINT_NAME
+        self.resuming = checkpoint_path.exists()
+        self._check_run_dir()
+        seed_everything(cfg.seed)
+        probe = make_env(cfg.env, cfg.seed)
+        self.obs_info = observation_info(probe.observation_space)
+        self.action_space = probe.action_space
+        probe.close()
+        action_dim, discrete = action_info(self.action_space)
+        self.agent = Agent(cfg, self.obs_info, action_dim, discrete, self.device)
+        self.replay = ReplayBuffer(cfg.replay_capacity, cfg.env.num_envs, self.run_dir / "replay",
+                                   seed=cfg.seed)
+        self.action_rng = np.random.default_rng(cfg.seed)
+        self.env_steps = self.updates = self.episodes = 0
+        self.updates_owed = 0.0
+        if self.resuming:
+            self._restore(load_checkpoint(checkpoint_path, self.device))
+
+    # ---------------------------------------------------------------- run directory
+    def _check_run_dir(self) -> None:
+        config_path = self.run_dir / "config.yaml"
+        current = OmegaConf.to_container(self.cfg, resolve=True)
+        if self.resuming:
+            saved = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
+            diffs = [d for d in config_differences(saved, current) if d.split(".")[0].split(":")[0]
+                     not in RESUMABLE_KEYS]
+            if diffs:
+                raise ValueError(f"run directory {self.run_dir} holds a run with a different config; "
+                                 f"use another run_dir or the same settings. Differences: {'; '.join(diffs)}")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(to_yaml(self.cfg))
+
+    @property
+    def action_repeat(self) -> int:
+        return int(self.cfg.env.action_repeat)
+
+    def checkpoint(self, state: str) -> None:
+        self.replay.save()  # chunk files first: the checkpoint then never points at missing replay
+        save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
+            "agent": self.agent.checkpoint_state(),
+            "replay": self.replay.state(),
+            "counters": {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
+                         "updates_owed": self.updates_owed},
+            "rng": rng_state(),
+            "action_rng": self.action_rng.bit_generator.state,
+        })
+        self.write_status(state)
+
+    def _restore(self, state: dict) -> None:
+        self.agent.load_checkpoint_state(state["agent"])
+        self.replay.load_state(state["replay"])
+        counters = state["counters"]
+        self.env_steps, self.updates = counters["env_steps"], counters["updates"]
+        self.episodes, self.updates_owed = counters["episodes"], counters["updates_owed"]
+        restore_rng_state(state["rng"])
+        self.action_rng.bit_generator.state = state["action_rng"]
+
+    def write_status(self, state: str) -> None:
+        status = {"state": state, "env_steps": self.env_steps, "total_steps": int(self.cfg.steps),
+                  "updates": self.updates, "time": time.time()}
+        tmp = self.run_dir / "status.json.tmp"
+        tmp.write_text(json.dumps(status))
+        os.replace(tmp, self.run_dir / "status.json")
+
+    # ---------------------------------------------------------------- loop
+    def run(self) -> dict[str, float]:
+        """Train to ``cfg.steps`` env steps (resuming if a checkpoint exists); returns the last eval."""
+        cfg = self.cfg
+        logger = MetricsLogger(self.run_dir)
+        progress = ProgressLine(int(cfg.steps), self.env_steps)
+        previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+        if self.resuming:
+            print(f"[train] resuming {self.run_dir} at env step {self.env_steps:,}", flush=True)
+        print(f"[train] replay: {self.replay.bytes_per_step if self.replay.data else 'n/a'} bytes/step; "
+              f"device {self.device}; precision {cfg.precision}", flush=True)
+        last_eval: dict[str, float] = {}
+        try:
+            last_eval = self._loop(logger, progress)
+            self.checkpoint("finished" if self.env_steps >= cfg.steps else "stopped")
+        except KeyboardInterrupt:
+            print(f"[train] interrupted at env step {self.env_steps:,}: writing checkpoint", flush=True)
+            self.checkpoint("interrupted")
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous_handler)
+            logger.close()
+        return last_eval
+
+    def _loop(self, logger: MetricsLogger, progress: ProgressLine) -> dict[str, float]:
+        cfg, n = self.cfg, int(self.cfg.env.num_envs)
+        venv = make_vector_env(cfg, cfg.seed * 10_000 + self.env_steps)
+        eval_env = None
+        obs, _ = venv.reset(seed=[cfg.seed * 10_000 + self.env_steps + i for i in range(n)])
+        is_first, is_last, is_terminal = np.ones(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+        reward = np.zeros(n, np.float32)
+        action = np.zeros((n, self.agent.action_dim), np.float32)
+        agent_state = self.agent.initial_state(n)
+        episode_return, episode_length = np.zeros(n), np.zeros(n, np.int64)
+        tracker, last_eval = MeanTracker(), {}
+        updates_per_step = cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
+        next_log = self.env_steps + cfg.log_every
+        next_eval = self.env_steps + cfg.eval_every
+        next_checkpoint = self.env_steps + cfg.checkpoint_every
+        interval_start, interval_steps, interval_updates = time.time(), self.env_steps, self.updates
+        deadline = time.time() + 60 * cfg.time_limit_minutes if cfg.time_limit_minutes else float("inf")
+        try:
+            while self.env_steps < cfg.steps:
+                if time.time() > deadline:
+                    print(f"[train] time limit of {cfg.time_limit_minutes} min reached at env step "
+                          f"{self.env_steps:,}; re-run the command to continue", flush=True)
+                    break
+                action = np.where(is_first[:, None], 0.0, action).astype(np.float32)
+                self.replay.add({**obs, "action": action, "reward": reward, "is_first": is_first,
+                                 "is_last": is_last, "is_terminal": is_terminal})
+                if self.env_steps < cfg.prefill:
+                    action = random_actions(self.action_space, n, self.action_rng)
+                else:
+                    action, agent_state = self.agent.act({**obs, "is_first": is_first}, agent_state)
+                obs, reward, terminated, truncated, _ = venv.step(to_env_action(action, self.agent.discrete))
+                reward = reward.astype(np.float32)
+                is_first, is_last, is_terminal = is_last, terminated | truncated, terminated
+                self.env_steps += n * self.action_repeat
+                episode_return = np.where(is_first, 0.0, episode_return + reward)
+                episode_length = np.where(is_first, 0, episode_length + 1)
+                for i in np.flatnonzero(is_last):
+                    self.episodes += 1
+                    tracker.add({"episode/return": episode_return[i], "episode/length": episode_length[i]})
+
+                if self.env_steps >= cfg.prefill and self.replay.totals.max() >= cfg.batch_length:
+                    self.updates_owed += n * updates_per_step
+                    while self.updates_owed >= 1.0:
+                        tracker.add(self.agent.train_step(self.replay.sample(cfg.batch_size, cfg.batch_length)))
+                        self.updates_owed -= 1.0
+                        self.updates += 1
+
+                if self.env_steps >= next_eval or self.env_steps >= cfg.steps:
+                    eval_env = eval_env or make_env(cfg.env, cfg.seed + EVAL_SEED_OFFSET)
+                    seeds = [EVAL_SEED_OFFSET + self.env_steps + k for k in range(cfg.eval_episodes)]
+                    returns = [r["return"] for r in run_episodes(self.agent, eval_env, seeds)]
+                    last_eval = {"eval/return": float(np.mean(returns)), "eval/return_std": float(np.std(returns))}
+                    logger.write(self.env_steps, last_eval)
+                    next_eval += cfg.eval_every
+                if self.env_steps >= next_log or self.env_steps >= cfg.steps:
+                    elapsed = max(time.time() - interval_start, 1e-9)
+                    metrics = tracker.pop()
+                    metrics["speed/env_steps_per_s"] = (self.env_steps - interval_steps) / elapsed
+                    metrics["speed/updates_per_s"] = (self.updates - interval_updates) / elapsed
+                    metrics["replay/steps"] = len(self.replay)
+                    metrics["replay/bytes_per_step"] = self.replay.bytes_per_step
+                    logger.write(self.env_steps, metrics)
+                    shown = {k: v for k, v in {**metrics, **last_eval}.items() if k in PROGRESS_KEYS}
+                    progress.show(self.env_steps, {**shown, "updates": self.updates})
+                    interval_start, interval_steps = time.time(), self.env_steps
+                    interval_updates = self.updates
+                    next_log += cfg.log_every
+                if self.env_steps >= next_checkpoint:
+                    self.checkpoint("running")
+                    next_checkpoint += cfg.checkpoint_every
+        finally:
+            venv.close()
+            if eval_env is not None:
+                eval_env.close()
+        return last_eval
+
+
+def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    return Trainer(cfg).run()
