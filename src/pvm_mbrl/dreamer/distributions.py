@@ -33,11 +33,11 @@ class OneHotCategorical:
     def sample(self) -> torch.Tensor:
         index = torch.multinomial(self.probs.reshape(-1, self.probs.shape[-1]), 1)
         hard = F.one_hot(index.reshape(self.probs.shape[:-1]), self.probs.shape[-1]).to(self.probs.dtype)
-        return hard + self.probs - self.probs.detach()  # straight-through gradient
+        return hard + (self.probs - self.probs.detach())  # straight-through: value hard, gradient of probs
 
     def mode(self) -> torch.Tensor:
         hard = F.one_hot(self.probs.argmax(-1), self.probs.shape[-1]).to(self.probs.dtype)
-        return hard + self.probs - self.probs.detach()
+        return hard + (self.probs - self.probs.detach())
 
     def log_prob(self, onehot: torch.Tensor) -> torch.Tensor:
         return (onehot * self.logits).sum(-1)

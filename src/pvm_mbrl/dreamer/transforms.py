@@ -15,14 +15,19 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.expm1(torch.abs(x))
 
 
-def symexp_bins(num_bins: int = 255, low: float = -20.0, high: float = 20.0) -> torch.Tensor:
-    """DreamerV3's reward/value bins: evenly spaced in symlog space, returned in raw space.
+def symexp_bins(num_bins: int = 255, limit: float = 20.0) -> torch.Tensor:
+    """DreamerV3's reward/value bins: evenly spaced in symlog space on [-limit, limit], in raw space.
 
-    An odd count puts one bin exactly at zero, which the zero-initialised heads predict at the start.
+    Built from one half and mirrored so the bins are exactly symmetric; an odd count puts one bin at
+    exactly zero, which the zero-initialised heads predict at the start.
     """
     if num_bins < 2:
         raise ValueError(f"num_bins must be >= 2, got {num_bins}")
-    return symexp(torch.linspace(low, high, num_bins))
+    half = symexp(torch.linspace(-limit, limit, num_bins)[num_bins // 2:])
+    if num_bins % 2:
+        half[0] = 0.0
+        return torch.cat([-half[1:].flip(0), half])
+    return torch.cat([-half.flip(0), half])
 
 
 def two_hot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:

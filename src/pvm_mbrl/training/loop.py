@@ -151,8 +151,8 @@ class Trainer:
         previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
         if self.resuming:
             print(f"[train] resuming {self.run_dir} at env step {self.env_steps:,}", flush=True)
-        print(f"[train] replay: {self.replay.bytes_per_step if self.replay.data else 'n/a'} bytes/step; "
-              f"device {self.device}; precision {cfg.precision}", flush=True)
+        print(f"[train] {self.run_dir}: device {self.device}, precision {cfg.precision}, "
+              f"{sum(p.numel() for p in self.agent.parameters()):,} parameters", flush=True)
         last_eval: dict[str, float] = {}
         try:
             last_eval = self._loop(logger, progress)
@@ -176,7 +176,7 @@ class Trainer:
         action = np.zeros((n, self.agent.action_dim), np.float32)
         agent_state = self.agent.initial_state(n)
         episode_return, episode_length = np.zeros(n), np.zeros(n, np.int64)
-        tracker, last_eval = MeanTracker(), {}
+        tracker, last_eval, announced_replay = MeanTracker(), {}, False
         updates_per_step = cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
         next_log = self.env_steps + cfg.log_every
         next_eval = self.env_steps + cfg.eval_every
@@ -192,6 +192,11 @@ class Trainer:
                 action = np.where(is_first[:, None], 0.0, action).astype(np.float32)
                 self.replay.add({**obs, "action": action, "reward": reward, "is_first": is_first,
                                  "is_last": is_last, "is_terminal": is_terminal})
+                if not announced_replay:
+                    announced_replay = True
+                    capacity_gib = self.replay.bytes_per_step * cfg.replay_capacity / 2**30
+                    print(f"[train] replay: {self.replay.bytes_per_step:,} bytes per step, {capacity_gib:.2f} GiB "
+                          f"at capacity {cfg.replay_capacity:,}", flush=True)
                 if self.env_steps < cfg.prefill:
                     action = random_actions(self.action_space, n, self.action_rng)
                 else:

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from pvm_mbrl.replay.buffer import ReplayBuffer
+
+
+def fill(buffer, steps, streams=1):
+    for t in range(steps):
+        buffer.add({
+            "t": np.full(streams, t, np.int64),
+            "stream": np.arange(streams),
+            "image": np.full((streams, 4, 4, 3), t % 256, np.uint8),
+            "is_first": np.full(streams, t % 10 == 0),
+        })
+
+
+def test_samples_are_contiguous_and_from_one_stream():
+    buffer = ReplayBuffer(capacity=300, num_streams=3, seed=0)
+    fill(buffer, 50, streams=3)
+    batch = buffer.sample(64, 8)
+    assert batch["t"].shape == (64, 8) and batch["image"].shape == (64, 8, 4, 4, 3)
+    assert np.all(np.diff(batch["t"], axis=1) == 1)
+    assert np.all(batch["stream"] == batch["stream"][:, :1])
+    assert set(np.unique(batch["stream"])) == {0, 1, 2}
+    assert batch["image"].dtype == np.uint8
+
+
+def test_capacity_evicts_oldest_and_sequences_cross_episode_boundaries():
+    buffer = ReplayBuffer(capacity=20, num_streams=1, seed=0)
+    fill(buffer, 45)
+    assert len(buffer) == 20
+    batch = buffer.sample(500, 5)
+    assert batch["t"].min() >= 25 and batch["t"].max() == 44  # only the newest 20 steps; all starts hit
+    assert np.all(np.diff(batch["t"], axis=1) == 1)  # contiguous across the ring's wrap-around
+    assert batch["is_first"][:, 1:].any()  # chunks may contain an episode start (RSSM resets there)
+
+
+def test_bytes_per_step_and_errors():
+    buffer = ReplayBuffer(capacity=10, seed=0)
+    fill(buffer, 3)
+    assert buffer.bytes_per_step == 8 + 8 + 4 * 4 * 3 + 1
+    with pytest.raises(ValueError, match="fewer than one sequence of length 5"):
+        buffer.sample(1, 5)
+    with pytest.raises(KeyError, match="differ from stored keys"):
+        buffer.add({"t": np.zeros(1)})
+
+
+def test_save_and_load_restore_identical_contents(tmp_path):
+    buffer = ReplayBuffer(capacity=40, num_streams=2, directory=tmp_path, chunk_size=16, seed=0)
+    fill(buffer, 35, streams=2)  # more than a stream's capacity (20): old chunks are evicted
+    buffer.save()
+    state = buffer.state()
+    restored = ReplayBuffer(capacity=40, num_streams=2, directory=tmp_path, chunk_size=16, seed=1)
+    restored.load_state(state)
+    for key in buffer.data:
+        assert np.array_equal(buffer.data[key], restored.data[key]), key
+    assert np.array_equal(buffer.sample(8, 4)["t"], restored.sample(8, 4)["t"])  # same sampler state too
+
+
+def test_load_drops_steps_written_after_the_checkpoint(tmp_path):
+    buffer = ReplayBuffer(capacity=100, directory=tmp_path, chunk_size=8, seed=0)
+    fill(buffer, 10)
+    buffer.save()
+    state = buffer.state()  # "checkpoint" at 10 steps
+    fill(buffer, 20)  # a crash after more chunk files were written
+    restored = ReplayBuffer(capacity=100, directory=tmp_path, chunk_size=8, seed=0)
+    restored.load_state(state)
+    assert len(restored) == 10 and restored.totals.tolist() == [10]
+    assert sum(end - start for _, _, start, end in restored.chunk_files()) == 10

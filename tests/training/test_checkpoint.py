@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pvm_mbrl.training.checkpoint import load_checkpoint, save_checkpoint
+from pvm_mbrl.training.config import compose_config
+from pvm_mbrl.training.logger import read_metrics
+from pvm_mbrl.training.loop import Trainer
+
+SHORT = ["steps=160", "prefill=60", "train_ratio=16", "log_every=40", "eval_every=1000", "eval_episodes=1",
+         "checkpoint_every=80", "env.action_repeat=4"]
+
+
+def assert_same_state(a: dict, b: dict, path: str = "") -> None:
+    assert type(a) is type(b), path
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_same_state(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{path}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), path
+    else:
+        assert a == b, path
+
+
+def test_atomic_save_leaves_no_temporary_file(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", {"x": torch.arange(3)})
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    assert torch.equal(load_checkpoint(tmp_path / "c.pt")["x"], torch.arange(3))
+
+
+def test_checkpoint_round_trip_restores_step_weights_optimiser_and_replay(tiny_overrides):
+    first = Trainer(compose_config([*tiny_overrides, *SHORT]))
+    first.run()
+    assert first.updates > 0 and first.env_steps == 160
+    resumed = Trainer(compose_config([*tiny_overrides, *SHORT, "steps=240"]))
+    assert resumed.resuming and resumed.env_steps == 160 and resumed.updates == first.updates
+    assert_same_state(first.agent.state_dict(), resumed.agent.state_dict())
+    assert_same_state(first.agent.optimizer.state_dict(), resumed.agent.optimizer.state_dict())
+    for key, value in first.replay.data.items():
+        assert np.array_equal(value, resumed.replay.data[key]), key
+    assert first.replay.totals.tolist() == resumed.replay.totals.tolist()
+    resumed.run()
+    status = json.loads((resumed.run_dir / "status.json").read_text())
+    assert status == {**status, "state": "finished", "env_steps": 240}
+    steps = [s for s, _ in read_metrics(resumed.run_dir, "speed/env_steps_per_s")]
+    assert steps == sorted(steps) and steps[-1] == 240  # the metrics file continues across the resume
+
+
+def test_resume_with_a_different_model_is_refused(tiny_overrides):
+    Trainer(compose_config([*tiny_overrides, *SHORT, "steps=8", "prefill=8"])).run()
+    with pytest.raises(ValueError, match="different config.*model.units: 32 -> 64"):
+        Trainer(compose_config([*tiny_overrides, *SHORT, "model.units=64"]))
+
+
+def test_run_writes_every_loss_term_and_speeds(tiny_overrides):
+    # action repeat 8: cartpole episodes last 125 agent steps, so one finishes within 1040 env steps
+    trainer = Trainer(compose_config([*tiny_overrides, *SHORT, "env.action_repeat=8", "steps=1040",
+                                      "train_ratio=4", "log_every=520"]))
+    trainer.run()
+    rows = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    keys = set().union(*rows)
+    for key in ("loss/rec", "loss/rew", "loss/con", "loss/dyn", "loss/rep", "loss/policy", "loss/value",
+                "loss/repval", "episode/return", "eval/return", "speed/env_steps_per_s", "speed/updates_per_s",
+                "replay/bytes_per_step"):
+        assert key in keys, key
+    assert any((trainer.run_dir / "tensorboard").iterdir())
+    assert (trainer.run_dir / "config.yaml").exists()
