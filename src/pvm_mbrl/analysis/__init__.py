@@ -1,0 +1,1 @@
+"""Analysis of finished runs: the paper's measures and statistics."""

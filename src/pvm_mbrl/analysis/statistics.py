@@ -1,0 +1,184 @@
+"""Statistics over seeds and between models: the paper's permutation test between learning curves
+(Jones et al. 2025, sections IV-D and V-A), mean and standard error (its error bars), and the interquartile mean
+with stratified-bootstrap confidence intervals of Agarwal et al. 2021, "Deep RL at the Edge of the Statistical
+Precipice" (the ``rliable`` package's ``aggregate_iqm`` and ``get_interval_estimates`` with its default percentile
+method, re-implemented here with numpy/scipy: rliable 1.2.0 pulls arch, statsmodels, seaborn and pandas, and the
+arch it resolves fails to import beside pandas 3).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.stats import trim_mean
+
+from pvm_mbrl.analysis.measures import Curve, as_curve, finite_values
+
+PERMUTATION_BATCH_ELEMENTS = 1 << 20
+"""Permuted mean curves held in memory at once (permutations x grid points) by ``permutation_test``."""
+
+
+def interpolate_to_common_grid(curves: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray]:
+    """Curves on different step grids, linearly interpolated onto one grid.
+
+    The grid is the sorted union of all curves' steps inside the range every curve covers,
+    ``[max_k steps_k[0], min_k steps_k[-1]]`` (no extrapolation). Returns ``(grid, values)`` with ``values`` of shape
+    ``(len(curves), len(grid))``.
+    """
+    if not curves:
+        raise ValueError("no curves given")
+    checked = [as_curve(steps, values) for steps, values in curves]
+    start = max(steps[0] for steps, _ in checked)
+    stop = min(steps[-1] for steps, _ in checked)
+    if stop <= start:
+        raise ValueError(f"curves share no step range of positive length: latest first step {start:g}, "
+                         f"earliest last step {stop:g}")
+    grid = np.unique(np.concatenate([steps for steps, _ in checked]))
+    grid = grid[(grid >= start) & (grid <= stop)]
+    return grid, np.stack([np.interp(grid, steps, values) for steps, values in checked])
+
+
+def trapezoid_weights(grid: np.ndarray) -> np.ndarray:
+    """Weights ``w`` with ``w @ f(grid)`` the trapezoid-rule integral of ``f`` over ``grid`` (at least 2 points)."""
+    gaps = np.diff(grid)
+    return np.concatenate([[0.0], gaps]) / 2 + np.concatenate([gaps, [0.0]]) / 2
+
+
+@dataclass(frozen=True)
+class PermutationTestResult:
+    """A permutation test between two models: the observed area between their mean curves and its p-value."""
+
+    statistic: float
+    p_value: float
+    num_permutations: int
+
+
+def permutation_test(curves_a: Sequence[Curve], curves_b: Sequence[Curve], num_permutations: int = 10_000,
+                     seed: int = 0) -> PermutationTestResult:
+    """Permutation test between two models' learning curves (one per seed), the paper's test with N = 10K.
+
+    Statistic: the area between the two models' mean curves, ``T = integral |mean_a(s) - mean_b(s)| ds`` (trapezoid
+    rule on the common grid of ``interpolate_to_common_grid``); pass normalised returns for the paper's "area
+    between the normalized mean learning curve from each model". Null hypothesis: all curves come from one
+    distribution, so the model labels are exchangeable. Each of ``num_permutations`` random relabellings (from a
+    ``numpy`` generator seeded with ``seed``) splits the pooled curves into groups of the original sizes and gives
+    ``T_k``; ``p = (1 + #{k : T_k >= T}) / (num_permutations + 1)``.
+
+    With ``n_a`` and ``n_b`` seeds only ``C(n_a + n_b, n_a)`` splits exist, and p cannot fall below about
+    ``2 / C(n_a + n_b, n_a)``: 0.1 for the paper's three seeds against three.
+    """
+    if not curves_a or not curves_b:
+        raise ValueError(f"each model needs at least one curve, got {len(curves_a)} and {len(curves_b)}")
+    if num_permutations < 1:
+        raise ValueError(f"num_permutations must be >= 1, got {num_permutations}")
+    grid, pooled = interpolate_to_common_grid([*curves_a, *curves_b])
+    size_a, size_b = len(curves_a), len(curves_b)
+    weights, total = trapezoid_weights(grid), pooled.sum(axis=0)
+
+    def areas(membership_a: np.ndarray) -> np.ndarray:
+        sums_a = membership_a @ pooled
+        return np.abs(sums_a / size_a - (total - sums_a) / size_b) @ weights
+
+    observed = float(areas(np.repeat([1.0, 0.0], [size_a, size_b])[None])[0])
+    rng = np.random.default_rng(seed)
+    orders = rng.permuted(np.tile(np.arange(size_a + size_b), (num_permutations, 1)), axis=1)
+    membership = np.zeros(orders.shape)
+    np.put_along_axis(membership, orders[:, :size_a], 1.0, axis=1)
+    batch = max(1, PERMUTATION_BATCH_ELEMENTS // grid.size)
+    permuted = np.concatenate([areas(membership[i:i + batch]) for i in range(0, num_permutations, batch)])
+    # Splits equal to the observed one (or, with equal group sizes, its mirror) count as ">=" despite rounding.
+    tolerance = 1e-9 * np.abs(pooled).max() * (grid[-1] - grid[0])
+    exceed = int(np.count_nonzero(permuted >= observed - tolerance))
+    return PermutationTestResult(observed, (1 + exceed) / (num_permutations + 1), num_permutations)
+
+
+def pairwise_permutation_tests(curves_by_model: Mapping[str, Mapping[int, Curve]], models: Sequence[str] | None = None,
+                               num_permutations: int = 10_000, seed: int = 0,
+                               ) -> dict[tuple[str, str], PermutationTestResult]:
+    """``permutation_test`` between every pair of ``models`` (default: all of ``curves_by_model``).
+
+    ``curves_by_model`` maps model name -> {seed: (steps, values)}. Every pair uses the same ``seed``, so a pair's
+    result does not depend on which other models are compared. Returns ``{(model_a, model_b): result}`` for the
+    pairs in the order of ``models``. No correction for multiple comparisons is applied (the paper applies none).
+    """
+    names = list(curves_by_model) if models is None else list(models)
+    unknown = [name for name in names if name not in curves_by_model]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; known: {sorted(curves_by_model)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"model(s) listed more than once: {repeated}")
+    if len(names) < 2:
+        raise ValueError(f"need at least two models to compare, got {names}")
+    return {(a, b): permutation_test(list(curves_by_model[a].values()), list(curves_by_model[b].values()),
+                                     num_permutations, seed)
+            for a, b in itertools.combinations(names, 2)}
+
+
+def iqm(scores: ArrayLike, axis: int | None = None) -> np.ndarray | float:
+    """Interquartile mean: the mean of the middle 50% of ``scores`` (a 25% trimmed mean, ``scipy.stats.trim_mean``).
+
+    ``floor(0.25 n)`` values are cut from each end, as rliable's ``aggregate_iqm`` does; with ``axis=None`` (the
+    default) over all entries (runs x tasks), else along ``axis``. With fewer than 4 values nothing is cut.
+    """
+    array = np.asarray(scores, dtype=float)
+    if array.size == 0:
+        raise ValueError("scores is empty")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"scores has non-finite entries: {array[~np.isfinite(array)][:5].tolist()}")
+    result = trim_mean(array, proportiontocut=0.25, axis=axis)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+@dataclass(frozen=True)
+class ConfidenceInterval:
+    """A point estimate and its confidence interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+def stratified_bootstrap_ci(scores: ArrayLike, statistic: Callable[..., np.ndarray | float] = iqm,
+                            num_resamples: int = 50_000, confidence: float = 0.95, seed: int = 0,
+                            ) -> ConfidenceInterval:
+    """Stratified-bootstrap percentile confidence interval of an aggregate over runs, as rliable computes it.
+
+    ``scores`` has shape ``(runs,)`` or ``(runs, tasks)`` (e.g. seeds x evaluation settings). Each of
+    ``num_resamples`` resamples draws ``runs`` runs with replacement independently within every task (the
+    strata), and ``statistic(resamples, axis=1)`` aggregates each flattened resample (``iqm``, ``np.mean`` and
+    ``np.median`` take that form). The interval is the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
+    percentiles of the resampled statistics; the estimate is the statistic of ``scores`` itself. rliable's
+    defaults: 50,000 resamples, 95%. Resampling uses a ``numpy`` generator seeded with ``seed``.
+    """
+    array = np.asarray(scores, dtype=float)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(f"scores must have shape (runs,) or (runs, tasks), got {array.shape}")
+    runs, tasks = array.shape
+    if runs < 2 or tasks < 1:
+        raise ValueError(f"a bootstrap over runs needs at least 2 runs and 1 task, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"scores has non-finite entries: {array[~np.isfinite(array)][:5].tolist()}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if num_resamples < 1:
+        raise ValueError(f"num_resamples must be >= 1, got {num_resamples}")
+    rng = np.random.default_rng(seed)
+    run_indices = rng.integers(0, runs, size=(num_resamples, runs, tasks))
+    resamples = array[run_indices, np.arange(tasks)].reshape(num_resamples, runs * tasks)
+    low, high = np.percentile(statistic(resamples, axis=1), [50 * (1 - confidence), 50 * (1 + confidence)])
+    return ConfidenceInterval(float(statistic(array.ravel(), axis=0)), float(low), float(high))
+
+
+def mean_and_standard_error(values: ArrayLike) -> tuple[float, float]:
+    """Mean and standard error over seeds (the paper's error bars): ``SE = std(values, ddof=1) / sqrt(n)``."""
+    array = finite_values(values, "values")
+    if array.size < 2:
+        raise ValueError(f"a standard error needs at least 2 values, got {array.size}")
+    return float(array.mean()), float(array.std(ddof=1) / np.sqrt(array.size))

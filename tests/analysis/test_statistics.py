@@ -1,0 +1,183 @@
+import numpy as np
+import pytest
+
+from pvm_mbrl.analysis.statistics import (
+    interpolate_to_common_grid,
+    iqm,
+    mean_and_standard_error,
+    pairwise_permutation_tests,
+    permutation_test,
+    stratified_bootstrap_ci,
+)
+
+STEPS = np.arange(0, 101, 10)
+
+
+def constant_curves(levels: list[float]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(STEPS, np.full(STEPS.shape, level)) for level in levels]
+
+
+def noisy_curves(count: int, offset: float, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [(STEPS, STEPS / 100 + offset + 0.05 * rng.standard_normal(STEPS.shape)) for _ in range(count)]
+
+
+def test_interpolate_to_common_grid_hand_values():
+    grid, values = interpolate_to_common_grid([([0, 10, 20], [0.0, 1.0, 2.0]), ([5, 15, 25], [10.0, 20.0, 30.0])])
+    np.testing.assert_array_equal(grid, [5, 10, 15, 20])  # union of steps inside the shared range [5, 20]
+    np.testing.assert_allclose(values, [[0.5, 1.0, 1.5, 2.0], [10.0, 15.0, 20.0, 25.0]])
+
+
+def test_interpolate_to_common_grid_rejects_bad_input():
+    with pytest.raises(ValueError, match="no curves given"):
+        interpolate_to_common_grid([])
+    with pytest.raises(ValueError, match="latest first step 20, earliest last step 10"):
+        interpolate_to_common_grid([([0, 10], [0.0, 1.0]), ([20, 30], [0.0, 1.0])])
+    with pytest.raises(ValueError, match="2 steps, 3 values"):
+        interpolate_to_common_grid([([0, 10], [0.0, 1.0, 2.0])])
+
+
+def test_permutation_statistic_is_the_area_between_mean_curves():
+    # means 1.0 and 0.0 over 100 steps, on different grids: area 100
+    result = permutation_test([([0, 50, 100], [1.0, 1.0, 1.0])], [([0, 100], [0.0, 0.0])], num_permutations=10)
+    assert result.statistic == pytest.approx(100.0)
+    # a ramp 0 -> 1 against the mean of 0.4 and 0.6: two triangles of area 0.5 * 50 * 0.5 = 12.5 each
+    ramp = (STEPS, STEPS / 100)
+    result = permutation_test([ramp], constant_curves([0.4, 0.6]), num_permutations=10)
+    assert result.statistic == pytest.approx(25.0)
+
+
+def test_identical_sets_of_curves_give_p_one():
+    curves = noisy_curves(3, offset=0.0, seed=1)
+    result = permutation_test(curves, list(curves), num_permutations=2_000)
+    assert result.statistic == pytest.approx(0.0, abs=1e-9)
+    assert result.p_value == 1.0  # every relabelling is at least as far apart as identical means
+
+
+def test_separated_three_against_three_reaches_the_smallest_possible_p():
+    # 3 vs 3 seeds: C(6, 3) = 20 splits; only the true split and its mirror reach the observed area -> p = 2/20
+    result = permutation_test(constant_curves([1.0, 1.1, 1.2]), constant_curves([0.0, 0.1, 0.2]))
+    assert result.num_permutations == 10_000
+    assert result.statistic == pytest.approx(100.0)
+    assert result.p_value == pytest.approx(0.1, abs=0.015)  # Monte Carlo standard error 0.003
+
+
+def test_clearly_separated_curves_give_a_small_p():
+    # 8 vs 8 seeds: the smallest possible p is 2 / C(16, 8) = 1.6e-4
+    result = permutation_test(noisy_curves(8, 0.5, seed=2), noisy_curves(8, 0.0, seed=3), num_permutations=2_000)
+    assert result.p_value < 0.005
+    # p = (1 + #{T_k >= T}) / (N + 1): never 0, a whole number of 1 / 2001 steps
+    assert result.p_value >= 1 / 2_001 and (result.p_value * 2_001) == pytest.approx(round(result.p_value * 2_001))
+    same = permutation_test(noisy_curves(8, 0.0, seed=4), noisy_curves(8, 0.0, seed=5), num_permutations=2_000)
+    assert same.p_value > 0.05
+
+
+def test_permutation_test_is_reproducible_from_its_seed():
+    curves_a, curves_b = noisy_curves(3, 0.05, seed=6), noisy_curves(3, 0.0, seed=7)
+    first = permutation_test(curves_a, curves_b, num_permutations=500, seed=11)
+    assert permutation_test(curves_a, curves_b, num_permutations=500, seed=11) == first
+    other_seeds = {permutation_test(curves_a, curves_b, num_permutations=500, seed=seed).p_value
+                   for seed in (12, 13, 14)}
+    assert other_seeds != {first.p_value}  # Monte Carlo p-values move with the seed
+
+
+def test_permutation_test_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least one curve, got 0 and 2"):
+        permutation_test([], constant_curves([0.0, 1.0]))
+    with pytest.raises(ValueError, match="num_permutations must be >= 1, got 0"):
+        permutation_test(constant_curves([1.0]), constant_curves([0.0]), num_permutations=0)
+
+
+def test_pairwise_permutation_tests():
+    high = dict(enumerate(constant_curves([1.0, 1.1, 1.2])))
+    curves_by_model = {"cnn": dict(enumerate(constant_curves([0.0, 0.1, 0.2]))), "dinov2": high, "clip": high}
+    results = pairwise_permutation_tests(curves_by_model, num_permutations=2_000, seed=3)
+    assert list(results) == [("cnn", "dinov2"), ("cnn", "clip"), ("dinov2", "clip")]
+    assert results[("dinov2", "clip")].p_value == 1.0
+    assert results[("cnn", "dinov2")].p_value == pytest.approx(0.1, abs=0.03)
+    # each pair is the plain two-model test with the same seed, whatever else is compared
+    alone = permutation_test(list(curves_by_model["cnn"].values()), list(high.values()), num_permutations=2_000,
+                             seed=3)
+    assert results[("cnn", "clip")] == alone
+    subset = pairwise_permutation_tests(curves_by_model, models=["clip", "cnn"], num_permutations=2_000, seed=3)
+    assert list(subset) == [("clip", "cnn")]
+
+
+def test_pairwise_permutation_tests_rejects_bad_models():
+    curves_by_model = {"cnn": {0: (STEPS, STEPS / 100)}, "clip": {0: (STEPS, STEPS / 50)}}
+    with pytest.raises(ValueError, match=r"unknown model\(s\) \['vit'\]; known: \['clip', 'cnn'\]"):
+        pairwise_permutation_tests(curves_by_model, models=["cnn", "vit"])
+    with pytest.raises(ValueError, match=r"listed more than once: \['cnn'\]"):
+        pairwise_permutation_tests(curves_by_model, models=["cnn", "cnn"])
+    with pytest.raises(ValueError, match="at least two models"):
+        pairwise_permutation_tests(curves_by_model, models=["cnn"])
+
+
+def test_iqm_hand_values():
+    assert iqm([100.0, 3.0, -100.0, 5.0, 0.0, 2.0, 4.0, 1.0]) == pytest.approx(2.5)  # mean of 1, 2, 3, 4
+    assert iqm(np.arange(1.0, 9.0).reshape(2, 4)) == pytest.approx(4.5)  # runs x tasks, flattened: 3..6
+    np.testing.assert_allclose(iqm([[1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0]], axis=1), [2.5, 25.0])
+    assert iqm([1.0, 2.0, 9.0]) == pytest.approx(4.0)  # floor(0.75) = 0 cut: the plain mean
+
+
+@pytest.mark.parametrize("scores, match", [([], "scores is empty"), ([1.0, np.inf], "non-finite")])
+def test_iqm_rejects_bad_input(scores, match):
+    with pytest.raises(ValueError, match=match):
+        iqm(scores)
+
+
+def test_stratified_bootstrap_hand_values():
+    ci = stratified_bootstrap_ci([0.0, 1.0], statistic=np.mean, num_resamples=20_000)
+    # resampled means are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4
+    assert (ci.estimate, ci.low, ci.high) == (0.5, 0.0, 1.0)
+    narrow = stratified_bootstrap_ci([0.0, 1.0], statistic=np.mean, num_resamples=20_000, confidence=0.4)
+    assert (narrow.low, narrow.high) == (0.5, 0.5)  # the 30th and 70th percentiles both fall on 0.5
+    constant = stratified_bootstrap_ci(np.full((3, 2), 0.7), num_resamples=100)
+    assert (constant.estimate, constant.low, constant.high) == pytest.approx((0.7, 0.7, 0.7))
+
+
+def test_stratified_bootstrap_resamples_runs_within_each_task():
+    # strata: task 0 is always 0 and task 1 always 10, so every stratified resample has mean exactly 5
+    # (resampling the pooled six scores would not)
+    ci = stratified_bootstrap_ci([[0.0, 10.0]] * 3, statistic=np.mean, num_resamples=2_000)
+    assert (ci.estimate, ci.low, ci.high) == (5.0, 5.0, 5.0)
+    # runs are drawn independently per task (rliable): the mean of 4 fair coin flips has 10th/90th percentiles
+    # 0.25 / 0.75; drawing whole runs (rows) would give 0 / 1
+    ci = stratified_bootstrap_ci([[0.0, 0.0], [1.0, 1.0]], statistic=np.mean, num_resamples=20_000, confidence=0.8)
+    assert (ci.low, ci.high) == (0.25, 0.75)
+
+
+def test_stratified_bootstrap_defaults_to_iqm_and_is_reproducible():
+    scores = np.array([[0.1, 0.9], [0.4, 0.5], [0.3, 0.7], [0.2, 0.8]])
+    ci = stratified_bootstrap_ci(scores, num_resamples=1_000, seed=5)
+    assert ci.estimate == pytest.approx(0.475)  # IQM of the 8 scores: mean of 0.3, 0.4, 0.5, 0.7
+    assert ci.low <= ci.estimate <= ci.high
+    scores = np.random.default_rng(0).standard_normal((6, 3))
+    ci = stratified_bootstrap_ci(scores, num_resamples=1_000, seed=5)
+    assert stratified_bootstrap_ci(scores, num_resamples=1_000, seed=5) == ci
+    assert stratified_bootstrap_ci(scores, num_resamples=1_000, seed=6) != ci
+
+
+@pytest.mark.parametrize("scores, kwargs, match", [
+    ([1.0], {}, r"at least 2 runs and 1 task, got shape \(1, 1\)"),
+    (np.zeros((2, 2, 2)), {}, r"shape \(runs,\) or \(runs, tasks\), got \(2, 2, 2\)"),
+    ([1.0, np.nan], {}, "non-finite"),
+    ([1.0, 2.0], {"confidence": 1.0}, r"confidence must be in \(0, 1\), got 1.0"),
+    ([1.0, 2.0], {"num_resamples": 0}, "num_resamples must be >= 1, got 0"),
+])
+def test_stratified_bootstrap_rejects_bad_input(scores, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        stratified_bootstrap_ci(scores, **kwargs)
+
+
+def test_mean_and_standard_error_hand_values():
+    mean, standard_error = mean_and_standard_error([1.0, 2.0, 3.0])
+    assert mean == 2.0 and standard_error == pytest.approx(1 / np.sqrt(3))  # sample sd 1
+    mean, standard_error = mean_and_standard_error([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
+    assert mean == 5.0 and standard_error == pytest.approx(np.sqrt(4 / 7))  # sd sqrt(32 / 7), n 8
+
+
+@pytest.mark.parametrize("values, match", [([], "values is empty"), ([1.0], "at least 2 values, got 1")])
+def test_mean_and_standard_error_rejects_bad_input(values, match):
+    with pytest.raises(ValueError, match=match):
+        mean_and_standard_error(values)
