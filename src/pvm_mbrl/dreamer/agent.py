@@ -41,6 +41,7 @@ class Agent(nn.Module):
                                         cfg.actor_critic)
         self.scales = dict(cfg.loss_scales)
         self.to(self.device)
+
         self.optimizer = LaProp(self.parameter_groups(), lr=cfg.optim.lr, eps=cfg.optim.eps, agc=cfg.optim.agc,
                                 warmup=cfg.optim.warmup)
 
@@ -53,6 +54,18 @@ class Agent(nn.Module):
         return [{"name": "model", "params": rest, "lr": lr}, *encoder_groups]
 
     # ---------------------------------------------------------------- acting
+    @property
+    def caches_features(self) -> bool:
+        """Whether replay stores the encoder's frozen computation (see ``PretrainedEncoder``)."""
+        return self.world_model.encoder.caches
+
+    @torch.no_grad()
+    def encoder_cache(self, images: np.ndarray) -> np.ndarray:
+        """The encoder's cache for a batch of uint8 images, as fp16 numpy for replay."""
+        with autocast(self.device, self.cfg.precision):
+            cache = self.world_model.encoder.cache(torch.as_tensor(images, device=self.device))
+        return cache.to(torch.float16).cpu().numpy()
+
     def initial_state(self, batch: int) -> tuple[RSSMState, torch.Tensor]:
         return (self.world_model.rssm.initial(batch, self.device),
                 torch.zeros(batch, self.action_dim, device=self.device))

@@ -41,13 +41,20 @@ class WorldModel(nn.Module):
         self.decoder_size = decoder_size
 
     def embed(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        image = obs["image"]
-        features = self.encoder(image.reshape(-1, *image.shape[-3:]))
+        """Embeddings ``[..., embed_dim]`` from images, or from stored encoder caches when present."""
+        if "encoder_cache" in obs:
+            cache = obs["encoder_cache"]
+            lead = cache.shape[: cache.dim() - len(self.encoder.cache_shape)]
+            features = self.encoder.forward_cached(cache.reshape(-1, *self.encoder.cache_shape))
+        else:
+            image = obs["image"]
+            lead = image.shape[:-3]
+            features = self.encoder(image.reshape(-1, *image.shape[-3:]))
         x = self.feature_norm(features.flatten(1))
         if self.vector_encoder is not None:
             vec = torch.cat([symlog(obs[k].reshape(-1, d).float()) for k, d in self.vector_dims.items()], -1)
             x = torch.cat([x, self.vector_encoder(vec)], -1)
-        return x.reshape(*image.shape[:-3], -1)
+        return x.reshape(*lead, -1)
 
     def image_target(self, image: torch.Tensor) -> torch.Tensor:
         """Observation resized to the decoder's resolution, as floats in [0, 1]."""

@@ -9,6 +9,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from pvm_mbrl.encoders.saliency import gradient_saliency
+
 
 class ImageEncoder(nn.Module, ABC):
     """Maps uint8 images ``[N, H, W, 3]`` to float features ``[N, *feature_shape]``.
@@ -41,9 +43,32 @@ class ImageEncoder(nn.Module, ABC):
     def feature_dim(self) -> int:
         return math.prod(self.feature_shape)
 
-    @abstractmethod
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Encode uint8 images ``[N, H, W, 3]``."""
+        self.check_images(images)
+        return self.encode_float(images.float())
+
+    @abstractmethod
+    def encode_float(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Encode float pixels in [0, 255] ``[N, H, W, 3]`` (differentiable, for saliency maps)."""
+
+    def saliency_map(self, images: torch.Tensor) -> torch.Tensor:
+        """Where the encoder looks, ``[N, H, W]`` in [0, 1]; gradient saliency unless a subclass knows better."""
+        return gradient_saliency(self, images)
+
+    # Feature caching: encoders whose leading computation never trains can store its output in replay.
+    @property
+    def caches(self) -> bool:
+        """Whether :meth:`cache` returns something to store."""
+        return False
+
+    def cache(self, images: torch.Tensor) -> torch.Tensor | None:
+        """What replay may store instead of recomputing it every update (``None``: nothing to cache)."""
+        return None
+
+    def forward_cached(self, cache: torch.Tensor) -> torch.Tensor:
+        """Features from a stored :meth:`cache` output."""
+        raise NotImplementedError(f"{type(self).__name__} does not cache features")
 
     def parameter_groups(self, lr: float) -> list[dict]:
         """Trainable parameter groups with their learning rates (default: all at the model's ``lr``)."""

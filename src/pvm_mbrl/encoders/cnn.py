@@ -73,9 +73,9 @@ def up_stage(in_channels: int, out_channels: int, mode: str, last: bool = False)
     return nn.Sequential(*layers)
 
 
-def preprocess_uint8(images: torch.Tensor) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in [-0.5, 0.5], as DreamerV3 feeds its CNN."""
-    return images.permute(0, 3, 1, 2).float() / 255.0 - 0.5
+def preprocess_pixels(pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels in [0, 255] NHWC -> float NCHW in [-0.5, 0.5], as DreamerV3 feeds its CNN."""
+    return pixels.permute(0, 3, 1, 2).float() / 255.0 - 0.5
 
 
 class CNNEncoder(ImageEncoder):
@@ -103,10 +103,9 @@ class CNNEncoder(ImageEncoder):
     def feature_shape(self) -> tuple[int, ...]:
         return self._out_shape
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        self.check_images(images)
-        x = self.layers(preprocess_uint8(images.reshape(-1, *images.shape[-3:])))
-        return x.reshape(*images.shape[:-3], *self._out_shape)
+    def encode_float(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = self.layers(preprocess_pixels(pixels.reshape(-1, *pixels.shape[-3:])))
+        return x.reshape(*pixels.shape[:-3], *self._out_shape)
 
 
 class CNNDecoder(nn.Module):

@@ -66,6 +66,11 @@ def validate_config(cfg: DictConfig) -> None:
     _require(cfg.env.action_repeat >= 1, f"env.action_repeat must be >= 1, got {cfg.env.action_repeat!r}")
     parse_env_name(cfg.env.name)
     encoder_class(cfg.encoder.name).check_image_size(cfg.env.size)
+    if "finetune" in cfg.encoder:
+        from pvm_mbrl.encoders.pretrained import FINETUNE_MODES
+
+        _require(cfg.encoder.finetune in FINETUNE_MODES,
+                 f"encoder.finetune must be one of {', '.join(FINETUNE_MODES)}, got {cfg.encoder.finetune!r}")
     if cfg.encoder.get("decoder_size"):
         from pvm_mbrl.encoders.cnn import cnn_stages
 

@@ -190,6 +190,8 @@ class Trainer:
                           f"{self.env_steps:,}; re-run the command to continue", flush=True)
                     break
                 action = np.where(is_first[:, None], 0.0, action).astype(np.float32)
+                if self.agent.caches_features:  # computed once here, so updates never run the frozen encoder
+                    obs = {**obs, "encoder_cache": self.agent.encoder_cache(obs["image"])}
                 self.replay.add({**obs, "action": action, "reward": reward, "is_first": is_first,
                                  "is_last": is_last, "is_terminal": is_terminal})
                 if not announced_replay:
