@@ -1,4 +1,4 @@
-"""The ``pvm-mbrl`` command line: ``train`` (with Hydra-style overrides) and ``evaluate``."""
+"""The ``pvm-mbrl`` command line: ``train`` (with Hydra-style overrides), ``evaluate`` and ``envs``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ EPILOG = """examples:
   pvm-mbrl train model=size12m env.name=dmc:walker-walk seed=1 steps=100000
   pvm-mbrl train run_dir=runs/demo                 # re-running the same command resumes it
   pvm-mbrl evaluate runs/demo --episodes 10
+  pvm-mbrl envs preview driving --out driving.png  # one frame per weather suite, side by side
+  pvm-mbrl envs normalise driving --episodes 20    # measure random-policy returns into the suite file
 """
 
 
@@ -26,6 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--greedy", action="store_true", help="take the policy's mode instead of sampling")
     evaluate.add_argument("--device", default="auto")
+    envs = commands.add_parser("envs", help="inspect env families and their shift suites")
+    env_commands = envs.add_subparsers(dest="envs_command", required=True)
+    preview = env_commands.add_parser("preview", help="write a PNG with one frame per shift suite")
+    preview.add_argument("family", help="env family with a suite file, e.g. driving")
+    preview.add_argument("--out", default=None, help="PNG path (default: <family>_suites.png)")
+    preview.add_argument("--size", type=int, default=128)
+    preview.add_argument("--seed", type=int, default=0)
+    normalise = env_commands.add_parser("normalise", help="measure each suite's random-policy mean return")
+    normalise.add_argument("family")
+    normalise.add_argument("--episodes", type=int, default=20)
+    normalise.add_argument("--seed", type=int, default=0)
+    normalise.add_argument("--dry-run", action="store_true", help="print the returns without writing them")
     args = parser.parse_args(argv)
 
     try:
@@ -40,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
             result = run_training(cfg)
             print(f"[train] finished {cfg.run_dir}: {result}")
+        elif args.command == "envs":
+            return _envs(args)
         else:
             from pvm_mbrl.evaluation.evaluate import evaluate_run
 
@@ -51,6 +67,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def _envs(args: argparse.Namespace) -> int:
+    if args.envs_command == "preview":
+        from pvm_mbrl.envs.preview import preview
+
+        print(f"[envs] wrote {preview(args.family, args.out, args.size, args.seed)}")
+    else:
+        from pvm_mbrl.envs.suites import load_suites, measure_random_returns
+
+        results = measure_random_returns(args.family, args.episodes, args.seed, write=not args.dry_run)
+        for name, (mean, std) in results.items():
+            print(f"[envs] {args.family}:{name} random-policy return {mean:.2f} +- {std:.2f} "
+                  f"({args.episodes} episodes)")
+        if not args.dry_run:
+            print(f"[envs] stored in {load_suites(args.family).path}")
     return 0
 
 
