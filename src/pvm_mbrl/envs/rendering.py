@@ -29,6 +29,7 @@ def check_offscreen_rendering(size: int = 32) -> str:
             "<camera name='c' pos='0 -2 0' xyaxes='1 0 0 0 0 1'/></worldbody></mujoco>"
         )
         data = mujoco.MjData(model)
+        mujoco.mj_forward(model, data)  # poses are zero until the first forward pass
         with mujoco.Renderer(model, size, size) as renderer:
             renderer.update_scene(data, camera="c")
             image = renderer.render()
