@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from tests.conftest import TINY
 
 from pvm_mbrl.training.config import compose_config
 from pvm_mbrl.training.loop import Trainer
-from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow
 
