@@ -28,6 +28,8 @@ def test_vit_encoders_train_end_to_end_from_a_local_directory(tmp_path, tiny_din
     trainer.run()
     assert trainer.updates > 0 and all(v == v for v in losses(trainer.run_dir).values())  # finite, no NaN
     assert ("encoder_cache" in trainer.replay.data) == (mode != "full")
+    stored = trainer.replay.data["image"].shape[-2]  # with a cache, images are kept at the decoder's size only
+    assert stored == (32 if mode != "full" else 64)
 
 
 def test_training_with_cache_matches_training_without(tmp_path, tiny_dinov2_dir):

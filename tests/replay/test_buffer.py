@@ -67,3 +67,16 @@ def test_load_drops_steps_written_after_the_checkpoint(tmp_path):
     restored.load_state(state)
     assert len(restored) == 10 and restored.totals.tolist() == [10]
     assert sum(end - start for _, _, start, end in restored.chunk_files()) == 10
+
+
+def test_disk_storage_keeps_the_ring_in_memory_mapped_files(tmp_path):
+    buffer = ReplayBuffer(capacity=20, directory=tmp_path, storage="disk", seed=0)
+    fill(buffer, 30)
+    assert isinstance(buffer.data["image"], np.memmap) and (tmp_path / "ring" / "image.npy").exists()
+    assert np.array_equal(np.sort(buffer.data["t"][0]), np.arange(10, 30))
+    buffer.save()
+    restored = ReplayBuffer(capacity=20, directory=tmp_path, storage="disk", seed=0)
+    restored.load_state(buffer.state())
+    assert np.array_equal(restored.data["t"], buffer.data["t"])
+    with pytest.raises(ValueError, match="replay storage must be one of memory, disk"):
+        ReplayBuffer(capacity=20, storage="tape")

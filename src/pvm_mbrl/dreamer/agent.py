@@ -60,6 +60,12 @@ class Agent(nn.Module):
         return self.world_model.encoder.caches
 
     @torch.no_grad()
+    def replay_image(self, images: np.ndarray) -> np.ndarray:
+        """What replay stores of an image when the encoder caches: only the decoder's target resolution."""
+        resized = self.world_model.resize_to_decoder(torch.as_tensor(images))
+        return resized.round().clamp(0, 255).to(torch.uint8).numpy()
+
+    @torch.no_grad()
     def encoder_cache(self, images: np.ndarray) -> np.ndarray:
         """The encoder's cache for a batch of uint8 images, as fp16 numpy for replay."""
         with autocast(self.device, self.cfg.precision):

@@ -56,15 +56,19 @@ class WorldModel(nn.Module):
             x = torch.cat([x, self.vector_encoder(vec)], -1)
         return x.reshape(*lead, -1)
 
-    def image_target(self, image: torch.Tensor) -> torch.Tensor:
-        """Observation resized to the decoder's resolution, as floats in [0, 1]."""
-        x = image.float() / 255.0
+    def resize_to_decoder(self, image: torch.Tensor) -> torch.Tensor:
+        """Images ``[..., H, W, 3]`` area-resized to the decoder's resolution (float, same value range)."""
+        x = image.float()
         if image.shape[-2] != self.decoder_size:
             lead = x.shape[:-3]
             x = nn.functional.interpolate(x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2),
                                           size=(self.decoder_size,) * 2, mode="area")
             x = x.permute(0, 2, 3, 1).reshape(*lead, self.decoder_size, self.decoder_size, 3)
         return x
+
+    def image_target(self, image: torch.Tensor) -> torch.Tensor:
+        """Observation at the decoder's resolution, as floats in [0, 1]."""
+        return self.resize_to_decoder(image) / 255.0
 
     def reward(self, feat: torch.Tensor) -> SymexpTwoHot:
         return SymexpTwoHot(self.reward_head(feat))

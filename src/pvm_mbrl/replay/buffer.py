@@ -4,6 +4,9 @@ Each environment writes its own stream (a ring of ``capacity // num_streams`` st
 are contiguous in time. Chunks may cross episode boundaries: ``is_first`` resets the RSSM inside a
 sequence, as in DreamerV3. Finished steps are written as ``.npz`` chunk files (atomically, then never
 changed), so saving replay with a checkpoint costs only the steps since the last save.
+
+``storage="disk"`` keeps the ring itself in memory-mapped files (``<directory>/ring/``), so a replay larger
+than RAM (1M steps of ViT tokens) costs disk, with the OS page cache holding what sampling touches.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 CHUNK_PATTERN = re.compile(r"stream(\d+)_(\d+)_(\d+)\.npz$")
+STORAGE_MODES = ("memory", "disk")
 
 
 def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -28,9 +32,13 @@ def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 class ReplayBuffer:
     def __init__(self, capacity: int, num_streams: int = 1, directory: str | Path | None = None,
-                 chunk_size: int = 1024, seed: int = 0):
+                 chunk_size: int = 1024, seed: int = 0, storage: str = "memory"):
         if capacity < num_streams:
             raise ValueError(f"replay capacity {capacity} must be >= the number of envs ({num_streams})")
+        if storage not in STORAGE_MODES or (storage == "disk" and directory is None):
+            raise ValueError(f"replay storage must be one of {', '.join(STORAGE_MODES)} ('disk' needs a directory), "
+                             f"got {storage!r}")
+        self.storage = storage
         self.num_streams, self.stream_capacity = num_streams, capacity // num_streams
         self.directory = Path(directory) if directory is not None else None
         if self.directory is not None:
@@ -43,9 +51,14 @@ class ReplayBuffer:
 
     # ---------------------------------------------------------------- adding
     def _allocate(self, step: dict[str, np.ndarray]) -> None:
-        # np.zeros maps pages lazily, so an unfilled large capacity costs no memory.
-        self.data = {k: np.zeros((self.num_streams, self.stream_capacity, *v.shape[1:]), v.dtype)
-                     for k, v in step.items()}
+        shapes = {k: ((self.num_streams, self.stream_capacity, *v.shape[1:]), v.dtype) for k, v in step.items()}
+        if self.storage == "disk":
+            ring = self.directory / "ring"
+            ring.mkdir(exist_ok=True)
+            self.data = {k: np.lib.format.open_memmap(ring / f"{k}.npy", mode="w+", shape=shape, dtype=dtype)
+                         for k, (shape, dtype) in shapes.items()}
+        else:  # np.zeros maps pages lazily, so an unfilled large capacity costs no memory
+            self.data = {k: np.zeros(shape, dtype) for k, (shape, dtype) in shapes.items()}
 
     def add(self, step: dict[str, np.ndarray]) -> None:
         """Append one step to every stream; each value has a leading axis of ``num_streams``."""

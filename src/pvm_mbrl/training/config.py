@@ -52,6 +52,8 @@ def validate_config(cfg: DictConfig) -> None:
     for key in ("train_ratio", "prefill", "threads", "time_limit_minutes"):
         _require(isinstance(cfg[key], int | float) and cfg[key] >= 0,
                  f"{key} must be a number >= 0, got {cfg[key]!r}")
+    _require(cfg.replay_storage in ("memory", "disk"),
+             f"replay_storage must be 'memory' or 'disk', got {cfg.replay_storage!r}")
     _require(cfg.precision in ("bf16", "fp32"), f"precision must be 'bf16' or 'fp32', got {cfg.precision!r}")
     _require(cfg.device == "auto" or str(cfg.device).split(":")[0] in ("cpu", "cuda"),
              f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")

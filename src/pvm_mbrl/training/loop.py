@@ -89,7 +89,7 @@ class Trainer:
         action_dim, discrete = action_info(self.action_space)
         self.agent = Agent(cfg, self.obs_info, action_dim, discrete, self.device)
         self.replay = ReplayBuffer(cfg.replay_capacity, cfg.env.num_envs, self.run_dir / "replay",
-                                   seed=cfg.seed)
+                                   seed=cfg.seed, storage=cfg.replay_storage)
         self.action_rng = np.random.default_rng(cfg.seed)
         self.env_steps = self.updates = self.episodes = 0
         self.updates_owed = 0.0
@@ -191,7 +191,8 @@ class Trainer:
                     break
                 action = np.where(is_first[:, None], 0.0, action).astype(np.float32)
                 if self.agent.caches_features:  # computed once here, so updates never run the frozen encoder
-                    obs = {**obs, "encoder_cache": self.agent.encoder_cache(obs["image"])}
+                    obs = {**obs, "encoder_cache": self.agent.encoder_cache(obs["image"]),
+                           "image": self.agent.replay_image(obs["image"])}  # kept only as the decoder's target
                 self.replay.add({**obs, "action": action, "reward": reward, "is_first": is_first,
                                  "is_last": is_last, "is_terminal": is_terminal})
                 if not announced_replay:
