@@ -1,4 +1,4 @@
-"""The ``pvm-mbrl`` command line: ``train`` (with Hydra-style overrides), ``evaluate`` and ``envs``."""
+"""The ``pvm-mbrl`` command line: ``train`` (with Hydra-style overrides), ``evaluate``, ``report`` and ``envs``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ EPILOG = """examples:
   pvm-mbrl train                                   # cpu preset on dmc:cartpole-balance
   pvm-mbrl train model=size12m env.name=dmc:walker-walk seed=1 steps=100000
   pvm-mbrl train run_dir=runs/demo                 # re-running the same command resumes it
-  pvm-mbrl evaluate runs/demo --episodes 10
+  pvm-mbrl evaluate runs/demo --episodes 10        # every shift suite of the run's env, 10 episodes each
+  pvm-mbrl report runs                             # runs/report/report.md (+ .html) over every run under runs/
   pvm-mbrl envs preview driving --out driving.png  # one frame per weather suite, side by side
   pvm-mbrl envs normalise driving --episodes 20    # measure random-policy returns into the suite file
 """
@@ -22,12 +23,28 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train", help="train a DreamerV3 agent (resumes an existing run_dir)")
     train.add_argument("overrides", nargs="*", help="config overrides, e.g. model=size12m seed=1")
     train.add_argument("--print-config", action="store_true", help="print the composed config and exit")
-    evaluate = commands.add_parser("evaluate", help="run a checkpoint for evaluation episodes")
-    evaluate.add_argument("run_dir")
-    evaluate.add_argument("--episodes", type=int, default=10)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate = commands.add_parser("evaluate", help="run checkpoints on every shift suite of their env")
+    evaluate.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    evaluate.add_argument("--episodes", type=int, default=200, help="episodes per suite (the paper's 200)")
+    evaluate.add_argument("--suites", nargs="+", default=None, help="only these suites (default: all)")
+    evaluate.add_argument("--seed", type=int, default=0, help="picks another fixed set of episode seeds")
     evaluate.add_argument("--greedy", action="store_true", help="take the policy's mode instead of sampling")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--samples", type=int, default=256, help="latents z_t kept per suite")
+    evaluate.add_argument("--sample-every", type=int, default=4, help="keep z_t every N-th step")
+    evaluate.add_argument("--frames", type=int, default=16, help="observations (+ saliency) kept per suite")
+    evaluate.add_argument("--forgetting-images", type=int, default=None,
+                          help="digit images for the forgetting measure (default all 1,797; 0 skips it)")
+    evaluate.add_argument("--study", default=None, help="also add the rows to STUDY/returns.csv")
+    report = commands.add_parser("report", help="write STUDY_DIR/report/report.md and .html over all its runs")
+    report.add_argument("study_dir")
+    report.add_argument("--out", default=None, help="report directory (default: STUDY_DIR/report)")
+    report.add_argument("--curve-key", default="episode/return", help="metric of the learning curves")
+    report.add_argument("--curve-window", type=float, default=50_000, help="env steps smoothed in Fig. 2")
+    report.add_argument("--threshold-window", type=float, default=20_000, help="smoothing for steps-to-threshold")
+    report.add_argument("--loss-window", type=float, default=2_000, help="env steps smoothed in Fig. 3")
+    report.add_argument("--permutations", type=int, default=10_000)
+    report.add_argument("--bootstrap", type=int, default=50_000, help="bootstrap resamples for IQM intervals")
     envs = commands.add_parser("envs", help="inspect env families and their shift suites")
     env_commands = envs.add_subparsers(dest="envs_command", required=True)
     preview = env_commands.add_parser("preview", help="write a PNG with one frame per shift suite")
@@ -56,12 +73,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[train] finished {cfg.run_dir}: {result}")
         elif args.command == "envs":
             return _envs(args)
-        else:
-            from pvm_mbrl.evaluation.evaluate import evaluate_run
+        elif args.command == "report":
+            from pvm_mbrl.analysis.report import ReportOptions, write_report
 
-            summary = evaluate_run(args.run_dir, args.episodes, args.seed, args.greedy, args.device)
-            print(f"[evaluate] {summary['run_dir']} at {summary['env_steps']:,} env steps: mean return "
-                  f"{summary['mean_return']:.1f} +- {summary['std_return']:.1f} over {args.episodes} episodes")
+            options = ReportOptions(args.curve_key, args.curve_window, args.threshold_window,
+                                    loss_window=args.loss_window, permutations=args.permutations,
+                                    bootstrap=args.bootstrap)
+            md_path, html_path = write_report(args.study_dir, args.out, options)
+            print(f"[report] wrote {md_path} and {html_path}")
+        else:
+            from pvm_mbrl.evaluation.suites import evaluate_suites
+
+            for run_dir in args.run_dirs:
+                evaluate_suites(run_dir, args.episodes, args.suites, args.seed, args.greedy, args.device,
+                                args.samples, args.sample_every, args.frames, args.forgetting_images, args.study)
     except (ValueError, FileNotFoundError) as error:
         print(f"pvm-mbrl: error: {error}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pvm_mbrl.dreamer.distributions import OneHotCategorical, free_nats_kl
-from pvm_mbrl.dreamer.nets import MLP, NORM_EPS, BlockLinear, NormAct, RMSNorm
+from pvm_mbrl.dreamer.nets import MLP, NORM_EPS, BlockLinear, NormAct, RMSNorm, init_fan_in_, linear
 
 
 @dataclass
@@ -48,7 +48,13 @@ class RSSM(nn.Module):
                                           RMSNorm(deter, eps=NORM_EPS), nn.SiLU())
         self.gru = BlockLinear(deter, 3 * deter, blocks)
         self.prior_net = MLP(deter, 2, hidden, stoch * classes)
-        self.post_net = MLP(deter + embed_dim, 1, hidden, stoch * classes)
+        # The posterior's first layer reads concat(deter, embed); split into two linear maps so the (large,
+        # e.g. 98k-dim ViT tokens) embed part runs once over all time steps instead of inside the loop.
+        self.post_deter = linear(deter, hidden, bias=False)
+        self.post_embed = linear(embed_dim, hidden, bias=False)
+        for layer in (self.post_deter, self.post_embed):
+            init_fan_in_(layer.weight, deter + embed_dim)
+        self.post_out = nn.Sequential(RMSNorm(hidden, eps=NORM_EPS), nn.SiLU(), linear(hidden, stoch * classes))
 
     def initial(self, batch: int, device: torch.device | str) -> RSSMState:
         deter = torch.zeros(batch, self.deter_dim, device=device)
@@ -81,21 +87,26 @@ class RSSM(nn.Module):
     def obs_step(self, state: RSSMState, action: torch.Tensor, embed: torch.Tensor,
                  is_first: torch.Tensor) -> tuple[RSSMState, RSSMState]:
         """Posterior and prior after one step; ``is_first`` resets state and action to zero first."""
+        return self._obs_step(state, action, self.post_embed(embed), is_first)
+
+    def _obs_step(self, state: RSSMState, action: torch.Tensor, embed_proj: torch.Tensor,
+                  is_first: torch.Tensor) -> tuple[RSSMState, RSSMState]:
         keep = (1.0 - is_first.float()).unsqueeze(-1)
         state = RSSMState(state.deter * keep, state.stoch * keep.unsqueeze(-1), state.logits)
         action = action * keep
         deter = self._core(state.deter, state.stoch, action)
         prior = self._dist(self.prior_net(deter))
-        post = self._dist(self.post_net(torch.cat([deter.to(embed.dtype), embed], -1)))
+        post = self._dist(self.post_out(self.post_deter(deter) + embed_proj))
         return RSSMState(deter, post.sample(), post.logits), RSSMState(deter, prior.sample(), prior.logits)
 
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
                 state: RSSMState | None = None) -> tuple[RSSMState, RSSMState]:
         """Posterior and prior states for ``[batch, time]`` inputs; ``action[:, t]`` led to step t."""
         state = state or self.initial(embed.shape[0], embed.device)
+        embed_proj = self.post_embed(embed)  # all time steps at once
         posts, priors = [], []
         for t in range(embed.shape[1]):
-            state, prior = self.obs_step(state, action[:, t], embed[:, t], is_first[:, t])
+            state, prior = self._obs_step(state, action[:, t], embed_proj[:, t], is_first[:, t])
             posts.append(state)
             priors.append(prior)
         return RSSMState.stack(posts, 1), RSSMState.stack(priors, 1)
