@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from pvm_mbrl.analysis.measures import normalised_return
+
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
 
@@ -52,7 +54,7 @@ class Suite:
         if self.random_return is None:
             raise ValueError(f"suite {self.family}:{self.name} has no measured random return yet; run "
                              f"`pvm-mbrl envs normalise {self.family}`")
-        return (episode_return - self.random_return) / (self.max_return - self.random_return)
+        return float(normalised_return(episode_return, self.random_return, self.max_return))
 
 
 @dataclass(frozen=True)
