@@ -46,7 +46,7 @@ class LaProp(torch.optim.Optimizer):
                 state["step"] += 1
                 t = state["step"]
                 state["v"].mul_(b2).addcmul_(grad, grad, value=1 - b2)
-                v_hat = state["v"] / (1 - b2**t)
-                state["m"].mul_(b1).add_(grad / (v_hat.sqrt() + group["eps"]), alpha=1 - b1)
-                m_hat = state["m"] / (1 - b1**t)
-                p.add_(m_hat.to(p.dtype), alpha=-warmup_lr(group["lr"], t, group["warmup"]))
+                denom = (state["v"] / (1 - b2**t)).sqrt_().add_(group["eps"])  # in place: one temporary
+                state["m"].mul_(b1).addcdiv_(grad, denom, value=1 - b1)
+                step_size = warmup_lr(group["lr"], t, group["warmup"]) / (1 - b1**t)
+                p.add_(state["m"].to(p.dtype), alpha=-step_size)

@@ -1,0 +1,131 @@
+"""Update time per encoder x fine-tuning mode, with and without feature caching, as ratios to the CNN baseline.
+
+    python benchmarks/encoders.py                                  # CPU: batch 4 x 16, cpu model preset
+    python benchmarks/encoders.py --device cuda --precision bf16 --batch 16 --length 64 --preset size12m
+
+DINOv2 ViT-S/14 and CLIP ViT-B/32 are built at their real sizes from their configs with random weights,
+saved with ``save_pretrained`` and loaded by path (no weights can be downloaded here; the cost is the same).
+EfficientNet-Lite0 and MobileNetV2 use their real packaged weights. Every configuration reconstructs at the
+same decoder size, so the ratios isolate the encoder path; the reference is the paper's CNN baseline at
+128^2 (a 64^2 CNN row is printed too). Targets: frozen PVM with caching <= 1.3x the CNN
+baseline; partial with prefix caching >= 2.5x faster than partial without. Also prints replay bytes per step
+and what 1M steps take, the budget behind ``replay_storage``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf, open_dict
+
+from pvm_mbrl.dreamer.agent import Agent
+from pvm_mbrl.training.config import compose_config
+from pvm_mbrl.training.loop import resolve_device
+
+MODES = ("frozen", "partial", "full")
+BASELINE = "128px"
+
+
+def save_random_vits(directory: str) -> dict[str, str]:
+    """ViT-S/14 (DINOv2-small's architecture) and CLIP ViT-B/32's vision tower, random weights, saved to disk."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel, Dinov2Config, Dinov2Model
+
+    paths = {"dinov2": f"{directory}/dinov2", "clip": f"{directory}/clip"}
+    Dinov2Model(Dinov2Config(hidden_size=384, num_attention_heads=6, intermediate_size=1536)).save_pretrained(
+        paths["dinov2"])
+    CLIPVisionModel(CLIPVisionConfig()).save_pretrained(paths["clip"])
+    return paths
+
+
+def make_batch(agent: Agent, batch: int, length: int, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    images = rng.integers(0, 256, (batch, length, size, size, 3), dtype=np.uint8)
+    data = {
+        "action": rng.uniform(-1, 1, (batch, length, agent.action_dim)).astype(np.float32),
+        "reward": rng.normal(size=(batch, length)).astype(np.float32),
+        "is_first": np.zeros((batch, length), bool), "is_last": np.zeros((batch, length), bool),
+        "is_terminal": np.zeros((batch, length), bool),
+    }
+    flat = images.reshape(-1, size, size, 3)
+    if agent.caches_features:  # what collection would have stored
+        cache = agent.encoder_cache(flat)
+        data["encoder_cache"] = cache.reshape(batch, length, *cache.shape[1:])
+        data["image"] = agent.replay_image(flat).reshape(batch, length, *agent.replay_image(flat[:1]).shape[1:])
+    else:
+        data["image"] = images
+    return data
+
+
+def time_updates(agent: Agent, data: dict[str, np.ndarray], repeats: int) -> float:
+    times = []
+    for i in range(repeats + 1):
+        if agent.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        agent.train_step(data)
+        if agent.device.type == "cuda":
+            torch.cuda.synchronize()
+        if i:  # the first update warms up
+            times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--encoders", nargs="+", default=["dinov2", "clip", "efficientnet_lite0", "mobilenet_v2"])
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--length", type=int, default=16)
+    parser.add_argument("--decoder-size", type=int, default=64)
+    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    rng = np.random.default_rng(0)
+    base = [f"model={args.preset}", f"precision={args.precision}", f"batch_size={args.batch}",
+            f"batch_length={args.length}", f"encoder.decoder_size={args.decoder_size}"]
+    print(f"device {device}, threads {torch.get_num_threads()}, {args.precision}, batch {args.batch} x {args.length}, "
+          f"model {args.preset}, decoder {args.decoder_size}^2")
+    header = (f"{'encoder':>19} {'mode':>8} {'cache':>6} {'update ms':>10} {'x CNN':>7} {'replay B/step':>14} "
+              f"{'1M steps GiB':>13}")
+    print(header)
+    rows: dict[tuple[str, str, bool], float] = {}
+
+    def run(name: str, size: int, options: dict, mode: str = "-", cache: bool = False) -> None:
+        cfg = compose_config([*base, f"env.size={size}", f"encoder={name}"])
+        with open_dict(cfg):
+            cfg.encoder = OmegaConf.merge(cfg.encoder, {k: v for k, v in options.items() if v is not None})
+        torch.manual_seed(0)
+        agent = Agent(cfg, {"image_size": size, "vectors": {}}, 6, False, device)
+        data = make_batch(agent, args.batch, args.length, size, rng)
+        ms = time_updates(agent, data, args.repeats)
+        rows[(name, mode, cache)] = ms
+        step_bytes = sum(v[0, 0].nbytes for v in data.values())
+        reference = rows[("cnn", BASELINE, False)]
+        print(f"{name:>19} {mode:>8} {str(cache):>6} {ms:>10.0f} {ms / reference:>7.2f} {step_bytes:>14,} "
+              f"{step_bytes * 1e6 / 2**30:>13.1f}", flush=True)
+
+    run("cnn", 128, {}, BASELINE)  # the paper's baseline: the CNN at 128^2, one extra stage
+    run("cnn", 64, {}, "64px")
+    with tempfile.TemporaryDirectory() as directory:
+        paths = save_random_vits(directory)
+        for name in args.encoders:
+            for mode in MODES:
+                for cache in ((True, False) if mode != "full" else (False,)):
+                    run(name, 224, {"weights": paths.get(name), "finetune": mode, "cache": cache}, mode, cache)
+    print("\ntargets:")
+    cnn = rows[("cnn", BASELINE, False)]
+    for name in args.encoders:
+        frozen = rows[(name, "frozen", True)] / cnn
+        speedup = rows[(name, "partial", False)] / rows[(name, "partial", True)]
+        print(f"  {name:>19}: frozen+cache {frozen:.2f}x CNN ({'ok' if frozen <= 1.3 else 'MISSED'} <= 1.3); "
+              f"partial cache speed-up {speedup:.2f}x ({'ok' if speedup >= 2.5 else 'MISSED'} >= 2.5)")
+
+
+if __name__ == "__main__":
+    main()
