@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import gymnasium as gym
+import torch
 from omegaconf import DictConfig
 
 
@@ -32,15 +33,19 @@ def _driving_tasks() -> list[str]:
     return ["highway"]  # driving.TASKS, kept here so validating a config does not import MuJoCo and highway-env
 
 
+def _tabletop_options(cfg: DictConfig) -> dict:
+    return dict(size=cfg.size, suite=cfg.get("suite", "id"), split_seed=cfg.get("split_seed", 0),
+                control_mode=cfg.get("control_mode", "pd_joint_delta_pos"), action_repeat=cfg.action_repeat,
+                episode_steps=cfg.get("episode_steps", 50), masks=cfg.get("masks", False),
+                vectors=cfg.get("vectors", False), asset_dir=cfg.get("asset_dir"), device=cfg.get("device", "auto"),
+                run_dir=cfg.get("manifest_dir"))
+
+
 def _make_tabletop(task: str, cfg: DictConfig, seed: int) -> gym.Env:
     from pvm_mbrl.envs.tabletop import TabletopEnv
 
-    return TabletopEnv(task, size=cfg.size, suite=cfg.get("suite", "id"), split_seed=cfg.get("split_seed", 0),
-                       control_mode=cfg.get("control_mode", "pd_joint_delta_pos"), action_repeat=cfg.action_repeat,
-                       episode_steps=cfg.get("episode_steps", 50), masks=cfg.get("masks", False),
-                       vectors=cfg.get("vectors", False), terminate_on_success=cfg.get("terminate_on_success", False),
-                       asset_dir=cfg.get("asset_dir"), device=cfg.get("device", "auto"),
-                       run_dir=cfg.get("manifest_dir"), seed=seed)
+    return TabletopEnv(task, terminate_on_success=cfg.get("terminate_on_success", False), seed=seed,
+                       **_tabletop_options(cfg))
 
 
 def _tabletop_tasks() -> list[str]:
@@ -69,6 +74,17 @@ def parse_env_name(name: str) -> tuple[str, str]:
     if task not in tasks:
         raise ValueError(f"unknown {family} task {task!r} in env {name!r}; known tasks: {', '.join(tasks)}")
     return family, task
+
+
+def make_batched_env(cfg: DictConfig, seed: int) -> gym.vector.VectorEnv | None:
+    """A family's own batched simulator when it has one that pays off here: ManiSkill's GPU simulation runs
+    ``num_envs`` table-top envs in one process on CUDA. ``None`` means: one env per worker process."""
+    family, task = parse_env_name(cfg.name)
+    if family == "tabletop" and cfg.num_envs > 1 and torch.cuda.is_available():
+        from pvm_mbrl.envs.tabletop import TabletopVectorEnv
+
+        return TabletopVectorEnv(cfg.num_envs, task, seed=seed, **_tabletop_options(cfg))
+    return None
 
 
 def make_env(cfg: DictConfig, seed: int) -> gym.Env:

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pvm_mbrl.dreamer.agent import Agent
-from pvm_mbrl.envs.registry import make_env
+from pvm_mbrl.envs.registry import make_batched_env, make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
 from pvm_mbrl.evaluation.episodes import run_episodes
 from pvm_mbrl.replay.buffer import ReplayBuffer
@@ -62,10 +62,14 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
 
 
 def make_vector_env(cfg: DictConfig, seed: int) -> gym.vector.VectorEnv:
-    """Several envs in worker processes (one in-process env when ``num_envs == 1``).
+    """The family's batched simulator where it has one (GPU), else several envs in worker processes (one
+    in-process env when ``num_envs == 1``).
 
     DreamerV3-style auto-reset: after an episode ends, the next step returns the reset observation.
     """
+    batched = make_batched_env(cfg.env, seed)
+    if batched is not None:
+        return batched
     fns = [lambda i=i: make_env(cfg.env, seed + i) for i in range(cfg.env.num_envs)]
     if cfg.env.num_envs == 1:
         return gym.vector.SyncVectorEnv(fns)
