@@ -35,7 +35,7 @@ def wait_for_status(run_dir, predicate, process, timeout=240):
 
 def test_kill_interrupt_resume_and_evaluate(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["train", *TINY, f"run_dir={run_dir}", "steps=1600", "prefill=200", "train_ratio=8",
+    args = ["train", *TINY, f"run_dir={run_dir}", "steps=2400", "prefill=200", "train_ratio=8",
             "env.action_repeat=4", "checkpoint_every=200", "log_every=200", "eval_every=100000", "eval_episodes=1"]
     log_path = tmp_path / "log.txt"
     with open(log_path, "w") as log:
@@ -46,7 +46,7 @@ def test_kill_interrupt_resume_and_evaluate(tmp_path):
         process.wait()
         # 2. the same command resumes; Ctrl-C writes a checkpoint before exiting
         process = start(args, log)
-        wait_for_status(run_dir, lambda s: s["env_steps"] > killed_at, process)
+        wait_for_status(run_dir, lambda s: s["state"] == "running" and s["env_steps"] > killed_at, process)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=120) == 130
         interrupted = json.loads((run_dir / "status.json").read_text())
@@ -62,8 +62,8 @@ def test_kill_interrupt_resume_and_evaluate(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pvm_mbrl.cli", "evaluate", str(run_dir), "--episodes", "1"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "at 1,600 env steps: mean return" in result.stdout
-    assert (run_dir / "evaluations" / "step1600.json").exists()
+    assert "at 2,400 env steps: mean return" in result.stdout
+    assert (run_dir / "evaluations" / "step2400.json").exists()
 
 
 def test_evaluate_without_checkpoint_names_what_is_missing(tmp_path):
