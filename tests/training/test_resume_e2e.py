@@ -35,24 +35,27 @@ def wait_for_status(run_dir, predicate, process, timeout=240):
 
 def test_kill_interrupt_resume_and_evaluate(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["train", *TINY, f"run_dir={run_dir}", "steps=2400", "prefill=200", "train_ratio=8",
-            "env.action_repeat=4", "checkpoint_every=200", "log_every=200", "eval_every=100000", "eval_episodes=1"]
+    # steps=100000 cannot finish before the signals arrive, however slow the machine; the last run shortens
+    # it (steps may change on resume) so that it finishes.
+    args = ["train", *TINY, f"run_dir={run_dir}", "prefill=200", "train_ratio=8", "env.action_repeat=4",
+            "checkpoint_every=200", "log_every=200", "eval_every=1000000", "eval_episodes=1"]
     log_path = tmp_path / "log.txt"
     with open(log_path, "w") as log:
         # 1. kill -9 after a checkpoint: the rerun resumes from that checkpoint
-        process = start(args, log)
+        process = start([*args, "steps=100000"], log)
         killed_at = wait_for_status(run_dir, lambda s: s["env_steps"] >= 400, process)["env_steps"]
         process.send_signal(signal.SIGKILL)
         process.wait()
         # 2. the same command resumes; Ctrl-C writes a checkpoint before exiting
-        process = start(args, log)
-        wait_for_status(run_dir, lambda s: s["state"] == "running" and s["env_steps"] > killed_at, process)
+        process = start([*args, "steps=100000"], log)
+        wait_for_status(run_dir, lambda s: s["env_steps"] > killed_at, process)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=120) == 130
         interrupted = json.loads((run_dir / "status.json").read_text())
         assert interrupted["state"] == "interrupted" and interrupted["env_steps"] > killed_at
-        # 3. and once more to the end
-        process = start(args, log)
+        # 3. and once more, to the end
+        final = interrupted["env_steps"] + 400
+        process = start([*args, f"steps={final}"], log)
         assert process.wait(timeout=600) == 0
     output = log_path.read_text()
     resumed = [int(m.replace(",", "")) for m in re.findall(r"resuming .* at env step ([\d,]+)", output)]
@@ -62,8 +65,8 @@ def test_kill_interrupt_resume_and_evaluate(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pvm_mbrl.cli", "evaluate", str(run_dir), "--episodes", "1"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "at 2,400 env steps: mean return" in result.stdout
-    assert (run_dir / "evaluations" / "step2400.json").exists()
+    assert f"at {final:,} env steps: mean return" in result.stdout
+    assert (run_dir / "evaluations" / f"step{final}.json").exists()
 
 
 def test_evaluate_without_checkpoint_names_what_is_missing(tmp_path):
