@@ -28,7 +28,7 @@ class WorldModel(nn.Module):
         self.vector_dims = dict(vector_dims or {})
         vector_total = sum(self.vector_dims.values())
         self.vector_encoder = MLP(vector_total, 3, model.units) if vector_total else None
-        # PVM features enter through norm + SiLU, as the paper's code does; CNN maps are already normed.
+        # Every encoder's flattened features enter the posterior through norm + SiLU, as the paper's code does.
         self.feature_norm = nn.Sequential(RMSNorm(encoder.feature_dim, eps=NORM_EPS), nn.SiLU())
         embed_dim = encoder.feature_dim + (model.units if vector_total else 0)
         self.rssm = RSSM(embed_dim, action_dim, model.deter, model.hidden, model.stoch, model.classes,

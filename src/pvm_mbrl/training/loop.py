@@ -49,15 +49,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    keys = sorted(set(saved) | set(current))
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, saved value, current value) for every leaf that differs."""
     diffs = []
-    for key in keys:
+    for key in sorted(set(saved) | set(current)):
         a, b = saved.get(key), current.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += config_differences(a, b, f"{prefix}{key}.")
         elif a != b:
-            diffs.append(f"{prefix}{key}: {a!r} -> {b!r}")
+            diffs.append((f"{prefix}{key}", a, b))
     return diffs
 
 
@@ -106,8 +106,8 @@ class Trainer:
         current = OmegaConf.to_container(self.cfg, resolve=True)
         if self.resuming:
             saved = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
-            diffs = [d for d in config_differences(saved, current) if d.split(".")[0].split(":")[0]
-                     not in RESUMABLE_KEYS]
+            diffs = [f"{key}: {a!r} -> {b!r}" for key, a, b in config_differences(saved, current)
+                     if key.split(".")[0] not in RESUMABLE_KEYS]
             if diffs:
                 raise ValueError(f"run directory {self.run_dir} holds a run with a different config; "
                                  f"use another run_dir or the same settings. Differences: {'; '.join(diffs)}")
