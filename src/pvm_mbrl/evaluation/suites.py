@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from pvm_mbrl.atomic import atomic_write, atomic_write_text
 from pvm_mbrl.dreamer.rssm import RSSMState
 from pvm_mbrl.envs.registry import make_env, parse_env_name
 from pvm_mbrl.envs.suites import SuiteSet, load_suites, suite_families
@@ -105,21 +106,13 @@ def evaluation_dir(run_dir: Path) -> Path:
     return Path(run_dir) / EVALUATION_DIR
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file and rename, so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def samples_path(run_dir: Path, suite: str) -> Path:
     return evaluation_dir(run_dir) / f"samples_{suite}.npz"
 
 
 def save_samples(run_dir: Path, suite: str, arrays: dict[str, np.ndarray]) -> Path:
     path = samples_path(run_dir, suite)
-    _atomic_write(path, lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))  # noqa: SIM115
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
     return path
 
 
@@ -139,8 +132,8 @@ def write_run_evaluation(run_dir: Path, rows: Sequence[dict], analysis: dict) ->
 
     table = pd.DataFrame(list(rows), columns=[c for c in TABLE_COLUMNS if c != "run"])
     out = evaluation_dir(run_dir)
-    _atomic_write(out / EPISODES_FILE, lambda tmp: table.to_csv(tmp, index=False))
-    _atomic_write(out / ANALYSIS_FILE, lambda tmp: tmp.write_text(json.dumps(analysis, indent=1)))
+    atomic_write_text(out / EPISODES_FILE, table.to_csv(index=False))
+    atomic_write_text(out / ANALYSIS_FILE, json.dumps(analysis, indent=1))
 
 
 def append_to_study_table(study_dir: Path, run_dir: Path, rows: Sequence[dict]) -> Path:
@@ -153,7 +146,7 @@ def append_to_study_table(study_dir: Path, run_dir: Path, rows: Sequence[dict]) 
     if path.exists():
         old = pd.read_csv(path)
         new = pd.concat([old[old["run"] != name], new], ignore_index=True)
-    _atomic_write(path, lambda tmp: new.to_csv(tmp, index=False))
+    atomic_write_text(path, new.to_csv(index=False))
     return path
 
 
@@ -227,7 +220,7 @@ def evaluate_suites(run_dir: str | Path, episodes: int = 200, suites: Sequence[s
     write_run_evaluation(run_dir, rows, analysis)
     summary.update(seconds=time.time() - start, forgetting=analysis["forgetting"])
     out = evaluation_dir(run_dir) / f"step{counters['env_steps']}.json"
-    _atomic_write(out, lambda tmp: tmp.write_text(json.dumps(summary, indent=1)))
+    atomic_write_text(out, json.dumps(summary, indent=1))
     if study_dir is not None:
         append_to_study_table(Path(study_dir), run_dir, rows)
     return summary

@@ -11,23 +11,19 @@ than RAM (1M steps of ViT tokens) costs disk, with the OS page cache holding wha
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from pvm_mbrl.atomic import atomic_write
+
 CHUNK_PATTERN = re.compile(r"stream(\d+)_(\d+)_(\d+)\.npz$")
 STORAGE_MODES = ("memory", "disk")
 
 
-def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def save_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 class ReplayBuffer:
@@ -109,7 +105,7 @@ class ReplayBuffer:
             start, end = int(self.saved[stream]), int(self.totals[stream])
             if end > start:
                 path = self.directory / f"stream{stream:03d}_{start:012d}_{end:012d}.npz"
-                atomic_save_npz(path, self._stream_slice(stream, start, end))
+                save_chunk(path, self._stream_slice(stream, start, end))
                 self.saved[stream] = end
         for path, stream, _start, end in self.chunk_files():
             if end <= self.totals[stream] - self.stream_capacity:
@@ -140,7 +136,7 @@ class ReplayBuffer:
                 arrays = {k: chunk[k][: min(end, limit) - start] for k in chunk.files}
             if end > limit:  # cut the chunk back to the checkpoint, keeping files and counters consistent
                 path.unlink()
-                atomic_save_npz(self.directory / f"stream{stream:03d}_{start:012d}_{limit:012d}.npz", arrays)
+                save_chunk(self.directory / f"stream{stream:03d}_{start:012d}_{limit:012d}.npz", arrays)
             if not self.data:
                 self._allocate({k: v[:1].repeat(self.num_streams, 0) for k, v in arrays.items()})
             first = max(start, limit - self.stream_capacity)

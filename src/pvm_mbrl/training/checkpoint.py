@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pvm_mbrl.atomic import atomic_write
+
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """A crash at any moment leaves either the previous checkpoint or the new one, never a partial file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from pvm_mbrl.atomic import atomic_write_text
 from pvm_mbrl.dreamer.agent import Agent
 from pvm_mbrl.envs.registry import make_batched_env, make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
@@ -142,9 +143,7 @@ class Trainer:
     def write_status(self, state: str) -> None:
         status = {"state": state, "env_steps": self.env_steps, "total_steps": int(self.cfg.steps),
                   "updates": self.updates, "time": time.time()}
-        tmp = self.run_dir / "status.json.tmp"
-        tmp.write_text(json.dumps(status))
-        os.replace(tmp, self.run_dir / "status.json")
+        atomic_write_text(self.run_dir / "status.json", json.dumps(status))
 
     # ---------------------------------------------------------------- loop
     def run(self) -> dict[str, float]:
