@@ -19,8 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pvm_mbrl.envs.registry import make_env  # noqa: E402
-from pvm_mbrl.envs.spaces import random_actions  # noqa: E402
+from pvm_mbrl.envs.suites import random_policy_returns_for  # noqa: E402
 from pvm_mbrl.training.config import compose_config  # noqa: E402
 from pvm_mbrl.training.logger import read_metrics  # noqa: E402
 from pvm_mbrl.training.loop import train  # noqa: E402
@@ -28,21 +27,6 @@ from pvm_mbrl.training.loop import train  # noqa: E402
 # DreamerV3 (Hafner et al. 2023/2025), DMC vision cartpole-balance: mean over seeds.
 PUBLISHED = {50_000: 555.0, 100_000: 934.0}
 PUBLISHED_RANGE_100K = (840.0, 978.0)
-
-
-def random_policy_return(cfg, episodes: int, seed: int) -> float:
-    env = make_env(cfg.env, seed)
-    rng = np.random.default_rng(seed)
-    returns = []
-    for k in range(episodes):
-        env.reset(seed=seed + k)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(random_actions(env.action_space, 1, rng)[0])
-            total, done = total + reward, terminated or truncated
-        returns.append(total)
-    env.close()
-    return float(np.mean(returns))
 
 
 def main() -> None:
@@ -64,7 +48,7 @@ def main() -> None:
         *args.overrides,
     ])
     train(cfg)
-    random_return = random_policy_return(cfg, episodes=5, seed=args.seed + 123)
+    random_return = float(np.mean(random_policy_returns_for(cfg.env, episodes=5, seed=args.seed + 123)))
     curve = read_metrics(Path(run_dir), "eval/return")
     print(f"\nDreamerV3 {args.preset} on dmc:cartpole-balance (64x64 pixels), train ratio {args.train_ratio}")
     print(f"random policy return: {random_return:.1f} (5 episodes)")

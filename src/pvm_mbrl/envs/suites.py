@@ -157,12 +157,18 @@ def random_policy_returns(family: str, suite: str, episodes: int, seed: int = 0,
     Episode ``k`` uses env seed ``seed + k`` and an action stream seeded the same way for every suite, so
     suites differ only in what the suite changes.
     """
+    return random_policy_returns_for(family_env_config(family, suite=suite), episodes, seed, on_episode)
+
+
+def random_policy_returns_for(env_cfg: Any, episodes: int, seed: int = 0,
+                              on_episode: Callable[[float], None] | None = None) -> list[float]:
+    """Random-policy returns of the env an ``env`` config block describes (any family, suites or not)."""
     from pvm_mbrl.envs.registry import make_env
     from pvm_mbrl.envs.spaces import action_info, random_actions, to_env_action
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    env = make_env(family_env_config(family, suite=suite), seed)
+    env = make_env(env_cfg, seed)
     discrete = action_info(env.action_space)[1]
     returns = []
     try:
