@@ -1,11 +1,18 @@
-"""The ``pvm-mbrl`` command line: ``train`` (with Hydra-style overrides), ``evaluate``, ``report`` and ``envs``."""
+"""The ``pvm-mbrl`` command line: ``study`` (a whole grid: train, evaluate, report), ``train`` (with Hydra-style
+overrides), ``evaluate``, ``report`` and ``envs``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from pvm_mbrl.locks import LockedError
+
 EPILOG = """examples:
+  pvm-mbrl study quick                             # the whole pipeline, small: studies/quick/report/report.md
+  pvm-mbrl study paper --dry-run                   # the paper's 42 runs with their configs and compute
+  pvm-mbrl study quick seed=0,1 hydra/launcher=joblib hydra.launcher.n_jobs=2
+  pvm-mbrl study status studies/quick              # each run's state and progress
   pvm-mbrl train                                   # cpu preset on dmc:cartpole-balance
   pvm-mbrl train model=size12m env.name=dmc:walker-walk seed=1 steps=100000
   pvm-mbrl train run_dir=runs/demo                 # re-running the same command resumes it
@@ -20,6 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pvm-mbrl", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
+    study = commands.add_parser(
+        "study", help="run a study (a grid of runs) to its report; `study status DIR` shows its runs",
+        description="Run every unfinished run of a study preset (quick, paper, offline-paper, or a YAML file) "
+                    "through a Hydra launcher, evaluate each on every suite, write the report. Re-running resumes. "
+                    "Overrides: `seed=0,1,2` makes an axis, `steps=5000` changes every run, "
+                    "`hydra/launcher=joblib|submitit_slurm|submitit_local|ray` picks the launcher.")
+    study.add_argument("preset", help="quick | paper | offline-paper | path/to/study.yaml | status")
+    study.add_argument("overrides", nargs="*", help="grid and run overrides; with `status`: the study directory")
+    study.add_argument("--dir", default=None, help="study directory (default: studies/<preset>)")
+    study.add_argument("--dry-run", action="store_true", help="list the runs, configs and compute; start nothing")
+    study.add_argument("--progress-every", type=float, default=60.0, help="seconds between study progress lines")
+    study.add_argument("--no-report", action="store_true", help="skip the report at the end")
     train = commands.add_parser("train", help="train a DreamerV3 agent (resumes an existing run_dir)")
     train.add_argument("overrides", nargs="*", help="config overrides, e.g. model=size12m seed=1")
     train.add_argument("--print-config", action="store_true", help="print the composed config and exit")
@@ -60,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
+        if args.command == "study":
+            return _study(args)
         if args.command == "train":
             from pvm_mbrl.training.config import compose_config, to_yaml
 
@@ -87,12 +108,27 @@ def main(argv: list[str] | None = None) -> int:
             for run_dir in args.run_dirs:
                 evaluate_suites(run_dir, args.episodes, args.suites, args.seed, args.greedy, args.device,
                                 args.samples, args.sample_every, args.frames, args.forgetting_images, args.study)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, LockedError) as error:
         print(f"pvm-mbrl: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pvm_mbrl.study.launch import StudyOptions, run_study, status_report
+
+    if args.preset == "status":
+        if len(args.overrides) != 1:
+            raise ValueError("usage: pvm-mbrl study status STUDY_DIR")
+        print(status_report(args.overrides[0]))
+        return 0
+    options = StudyOptions(Path(args.dir) if args.dir else None, args.dry_run, args.progress_every,
+                           not args.no_report)
+    return run_study(args.preset, args.overrides, options)
 
 
 def _envs(args: argparse.Namespace) -> int:

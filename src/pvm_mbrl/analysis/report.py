@@ -54,6 +54,7 @@ class ReportOptions:
     bootstrap: int = 50_000
     umap_points: int = 300
     seed: int = 0
+    notes: tuple[str, ...] = ()  # shown under the title (e.g. a study's "too small for conclusions")
 
 
 @dataclass
@@ -202,6 +203,7 @@ class Report:
                  f"threshold at {o.threshold_fraction:.0%} of the smoothed maximum with a {o.threshold_window:g}-step "
                  f"window; losses smoothed over {o.loss_window:g} steps; {o.permutations:,} permutations; "
                  f"{o.bootstrap:,} bootstrap resamples.")
+        body.add(*(f"> {note}\n" for note in o.notes))
         body.add("## Runs")
         body.table(["run", "env", "model", "seed", "training", "evaluated suites (episodes)"],
                    [[r.name, r.env, r.model, r.seed, r.state, self.evaluated(r)] for r in study.runs])

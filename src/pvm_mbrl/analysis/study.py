@@ -106,14 +106,15 @@ class Study:
 
 
 def find_run_dirs(study_dir: Path) -> list[Path]:
-    """Directories under ``study_dir`` holding any run file (not looking inside a run directory)."""
+    """Directories under ``study_dir`` holding any run file (not looking inside a run directory, nor inside hidden
+    directories, where a study keeps launcher logs and discarded half-written runs)."""
     found = []
 
     def visit(directory: Path) -> None:
         if any((directory / name).exists() for name in RUN_FILES):
             found.append(directory)
             return
-        for child in sorted(p for p in directory.iterdir() if p.is_dir()):
+        for child in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
             visit(child)
 
     visit(study_dir)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,11 +28,16 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
         key, sep, value = override.partition("=")
         if sep and key in ("model", "env", "encoder") and value not in group_options(key):
             raise ValueError(f"unknown {key} preset {value!r}; choose one of: {', '.join(group_options(key))}")
+    # Inside a Hydra job (a study's) Hydra's global state is the launcher's: set it aside while composing.
+    outer = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose("config", overrides=list(overrides))
     except HydraException as error:
         raise ValueError(f"bad config override: {error}") from error
+    finally:
+        GlobalHydra.instance().hydra = outer
     validate_config(cfg)
     return cfg
 

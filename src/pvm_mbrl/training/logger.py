@@ -62,8 +62,9 @@ def format_duration(seconds: float) -> str:
 class ProgressLine:
     """A periodic line with progress, throughput and ETA, readable in a terminal and in CI logs."""
 
-    def __init__(self, total: int, start: int, label: str = "train", stream=sys.stderr):
-        self.total, self.label, self.stream = total, label, stream
+    def __init__(self, total: int, start: int, label: str = "train", stream=None):
+        self.total, self.label = total, label
+        self.stream = stream or sys.stderr  # looked up now, so a job's redirected stderr (its log) gets the lines
         self._start_step, self._start_time = start, time.time()
 
     def rate(self, step: int) -> float:

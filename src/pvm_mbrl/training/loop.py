@@ -23,6 +23,7 @@ from pvm_mbrl.dreamer.agent import Agent
 from pvm_mbrl.envs.registry import make_batched_env, make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
 from pvm_mbrl.evaluation.episodes import run_episodes
+from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.replay.buffer import ReplayBuffer
 from pvm_mbrl.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -60,6 +61,15 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[tup
         elif a != b:
             diffs.append((f"{prefix}{key}", a, b))
     return diffs
+
+
+def resume_conflicts(saved: dict, current: dict) -> list[str]:
+    """The config changes that forbid resuming a run (``key: old -> new``); a moved run directory is not one."""
+    def moved(old: object, new: object) -> bool:  # the run dir itself, or a path derived from it
+        return old == saved.get("run_dir") and new == current.get("run_dir")
+
+    return [f"{key}: {a!r} -> {b!r}" for key, a, b in config_differences(saved, current)
+            if key.split(".")[0] not in RESUMABLE_KEYS and not moved(a, b)]
 
 
 def make_vector_env(cfg: DictConfig, seed: int) -> gym.vector.VectorEnv:
@@ -106,9 +116,7 @@ class Trainer:
         config_path = self.run_dir / "config.yaml"
         current = OmegaConf.to_container(self.cfg, resolve=True)
         if self.resuming:
-            saved = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
-            diffs = [f"{key}: {a!r} -> {b!r}" for key, a, b in config_differences(saved, current)
-                     if key.split(".")[0] not in RESUMABLE_KEYS]
+            diffs = resume_conflicts(OmegaConf.to_container(OmegaConf.load(config_path), resolve=True), current)
             if diffs:
                 raise ValueError(f"run directory {self.run_dir} holds a run with a different config; "
                                  f"use another run_dir or the same settings. Differences: {'; '.join(diffs)}")
@@ -259,4 +267,6 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    return Trainer(cfg).run()
+    """Train (or resume) the run in ``cfg.run_dir``, holding its lock so no second writer can interleave."""
+    with directory_lock(cfg.run_dir, "train"):
+        return Trainer(cfg).run()

@@ -1,0 +1,53 @@
+"""How much compute a run needs, from its config alone: env steps, gradient updates, images through the encoder,
+and hours at per-update and per-env-step costs that a study preset states (with where those costs come from)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    env_steps: int
+    agent_steps: int
+    updates: int
+    replayed_frames: int     # sequence steps through the world model (updates x batch x length)
+    encoder_images: int      # images through the encoder's trained part (plus one pass per collected frame)
+    hours: float | None      # None when the preset states no costs
+
+
+def gradient_updates(steps: int, prefill: int, action_repeat: int, train_ratio: float, batch_steps: int) -> int:
+    """Updates of a run: ``train_ratio`` replayed steps per agent step once ``prefill`` env steps are collected."""
+    return int(max(0, steps - prefill) / action_repeat * train_ratio / batch_steps)
+
+
+def encoder_images(agent_steps: int, replayed_frames: int, finetune: str, cache: bool) -> int:
+    """Images the encoder sees: every collected frame once (acting or caching), plus every replayed frame unless
+    a frozen encoder's features come from the replay cache."""
+    if finetune == "frozen" and cache:
+        return agent_steps
+    return agent_steps + replayed_frames
+
+
+def estimate_run(cfg: DictConfig, costs: dict) -> RunEstimate:
+    """The run's compute; ``costs`` may hold ``update_seconds`` and ``env_step_seconds``, each a mapping from a
+    model label (``cnn``, ``dinov2 frozen``) or env family to seconds, with ``default`` as the fallback."""
+    repeat = int(cfg.env.action_repeat)
+    agent_steps = int(cfg.steps) // repeat
+    batch_steps = int(cfg.batch_size) * int(cfg.batch_length)
+    updates = gradient_updates(int(cfg.steps), int(cfg.prefill), repeat, float(cfg.train_ratio), batch_steps)
+    finetune = str(cfg.encoder.get("finetune") or "scratch")
+    label = str(cfg.encoder.name) if finetune == "scratch" else f"{cfg.encoder.name} {finetune}"
+    images = encoder_images(agent_steps, updates * batch_steps, finetune, bool(cfg.encoder.get("cache", False)))
+    hours = None
+    if costs.get("update_seconds") and costs.get("env_step_seconds"):
+        def cost(table: dict, key: str) -> float:
+            return float(table.get(key, table.get("default", 0.0)))
+
+        family = str(cfg.env.name).split(":")[0]
+        seconds = updates * cost(costs["update_seconds"], label) + \
+            agent_steps * cost(costs["env_step_seconds"], family)
+        hours = seconds / 3600
+    return RunEstimate(int(cfg.steps), agent_steps, updates, updates * batch_steps, images, hours)

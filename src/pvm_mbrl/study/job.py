@@ -1,0 +1,143 @@
+"""One study job: bring one run of a study to ``finished`` (train or resume it, then evaluate it on every suite).
+
+``run_job`` is the task function Hydra's launchers call (in this process, in joblib workers, in SLURM jobs through
+submitit, or in Ray tasks): it takes only the study directory and the run's name, and reads everything else from
+the study's ``study.yaml``, so a job needs nothing from the process that launched it. It holds the run directory's
+lock while it works; everything it prints also goes to the run's ``job.log``; a crash is recorded in ``job.json``
+(error, traceback, last log lines) and returned, never raised, so one broken run does not stop the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from pvm_mbrl.locks import LOCK_NAME, LockedError, directory_lock
+from pvm_mbrl.study.plan import RunSpec, StudyPlan, run_config
+from pvm_mbrl.study.state import (
+    JOB_FILE,
+    JOB_LOG,
+    evaluation_done,
+    has_run_files,
+    log_tail,
+    read_json,
+    read_plan_dict,
+    write_job_record,
+)
+from pvm_mbrl.training.checkpoint import CHECKPOINT_NAME
+
+DISCARDED_DIR = ".discarded"  # hidden: reports and run discovery skip it
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the console stream and the run's log at once."""
+
+    def __init__(self, console, log):
+        self.console, self.log = console, log
+
+    def write(self, text: str) -> int:
+        self.console.write(text)
+        self.log.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.console.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def tee_output(log_path: Path) -> Iterator[None]:
+    """Everything printed in the block also goes to ``log_path`` (appended, so retries keep earlier attempts)."""
+    with open(log_path, "a", buffering=1) as log, \
+            contextlib.redirect_stdout(_Tee(sys.stdout, log)), contextlib.redirect_stderr(_Tee(sys.stderr, log)):
+        yield
+
+
+def discard_half_written(run_dir: Path) -> Path | None:
+    """Move a run directory without a checkpoint aside (``STUDY/.discarded/``) so the run starts clean; the files
+    stay there for inspection. Returns where they went, or None when there was nothing to discard."""
+    if (run_dir / CHECKPOINT_NAME).exists() or not has_run_files(run_dir):
+        return None
+    target = run_dir.parent / DISCARDED_DIR / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.mkdir(parents=True)
+    for path in run_dir.iterdir():
+        if path.name not in (LOCK_NAME, JOB_FILE, JOB_LOG):  # the lock is held; the record and log continue
+            shutil.move(str(path), target / path.name)
+    return target
+
+
+def execute_run(study_dir: Path, plan: StudyPlan, spec: RunSpec) -> dict:
+    """Train (resuming) and evaluate one run; returns its job record (``state``: finished, crashed or busy)."""
+    run_dir = Path(study_dir) / spec.name
+    try:
+        with directory_lock(run_dir, f"study {plan.preset} job"):
+            return _attempt(Path(study_dir), plan, spec, run_dir)
+    except LockedError as error:
+        print(f"[study] {spec.name}: skipped, {error}", flush=True)
+        return {"state": "busy", "error": str(error)}
+
+
+def _attempt(study_dir: Path, plan: StudyPlan, spec: RunSpec, run_dir: Path) -> dict:
+    from pvm_mbrl.evaluation.suites import evaluate_suites
+    from pvm_mbrl.training.loop import train
+
+    with tee_output(run_dir / JOB_LOG):
+        record = read_json(run_dir / JOB_FILE) or {}
+        record.update(state="running", attempts=record.get("attempts", 0) + 1, host=socket.gethostname(),
+                      pid=os.getpid(), started=time.time())
+        for stale in ("error", "traceback", "log_tail"):
+            record.pop(stale, None)
+        write_job_record(run_dir, record)
+        try:
+            discarded = discard_half_written(run_dir)
+            if discarded:
+                print(f"[study] {spec.name}: no checkpoint; moved its half-written files to {discarded}", flush=True)
+            cfg = run_config(study_dir, spec)
+            trainer_status = read_json(run_dir / "status.json") or {}
+            if trainer_status.get("state") != "finished" or trainer_status.get("env_steps", 0) < cfg.steps:
+                print(f"[study] {spec.name}: training to {cfg.steps:,} env steps", flush=True)
+                train(cfg)
+            trainer_status = read_json(run_dir / "status.json") or {}
+            env_steps = int(trainer_status.get("env_steps", 0))
+            if trainer_status.get("state") != "finished":
+                raise RuntimeError(f"training stopped at {env_steps:,} env steps ({trainer_status.get('state')}); "
+                                   f"re-run the study to continue")
+            reason = evaluation_done(record, plan.evaluation, env_steps)
+            if reason:
+                print(f"[study] {spec.name}: evaluating on every suite ({reason})", flush=True)
+                evaluate_suites(run_dir, study_dir=None, **plan.evaluation)
+                record.update(evaluation=plan.evaluation, evaluated_env_steps=env_steps)
+            record.update(state="finished", finished=time.time())
+            print(f"[study] {spec.name}: finished", flush=True)
+        except KeyboardInterrupt:
+            record.update(state="interrupted")
+            write_job_record(run_dir, record)
+            raise
+        except Exception as error:  # noqa: BLE001 - a crash is the run's, reported; the study goes on
+            record.update(state="crashed", error=f"{type(error).__name__}: {error}",
+                          traceback=traceback.format_exc())
+            print(f"[study] {spec.name}: CRASHED: {record['error']}", file=sys.stderr, flush=True)
+    if record["state"] == "crashed":
+        record["log_tail"] = log_tail(run_dir / JOB_LOG)
+    write_job_record(run_dir, record)
+    return record
+
+
+def run_job(cfg: DictConfig) -> dict:
+    """Hydra task function: ``cfg.study_dir`` and ``cfg.run`` name the job."""
+    study_dir = Path(str(cfg.study_dir))
+    plan = StudyPlan.from_dict(read_plan_dict(study_dir))
+    return execute_run(study_dir, plan, plan.run(str(cfg.run)))

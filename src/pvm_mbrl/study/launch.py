@@ -1,0 +1,187 @@
+"""``pvm-mbrl study``: plan a study, launch the runs that are not finished through a Hydra launcher, report.
+
+The study directory is the single source of truth. Launching writes the plan (``study.yaml``), reads every run's
+state from its directory (``state.py``), and hands only the unfinished runs to Hydra's multirun with the chosen
+launcher (``hydra/launcher=basic|joblib|submitit_slurm|submitit_local|ray``); each job brings its run to
+``finished`` (``job.py``). Re-running the same command therefore skips finished runs, resumes interrupted ones from
+their checkpoints and re-evaluates only runs whose evaluation settings changed. A lock on the study directory stops
+two launches of the same study at once; each run's own lock stops two jobs on one run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from pvm_mbrl.locks import directory_lock
+from pvm_mbrl.study.estimate import estimate_run
+from pvm_mbrl.study.plan import StudyPlan, load_preset, make_plan, run_config
+from pvm_mbrl.study.state import (
+    RunState,
+    RunStatus,
+    format_status_table,
+    read_plan_dict,
+    run_status,
+    summary_line,
+    write_plan,
+)
+from pvm_mbrl.training.config import CONF_DIR
+from pvm_mbrl.training.logger import format_duration
+
+JOB_CONFIG = "study_job"
+
+
+def is_launcher_override(override: str) -> bool:
+    """Overrides for Hydra itself (``hydra/launcher=ray``, ``hydra.launcher.n_jobs=2``), not for the runs."""
+    return override.startswith(("hydra/", "hydra.", "+hydra", "~hydra"))
+
+
+def study_statuses(study_dir: Path, plan: StudyPlan) -> list[RunStatus]:
+    return [run_status(study_dir / spec.name, run_config(study_dir, spec), plan.evaluation) for spec in plan.runs]
+
+
+def load_study(study_dir: str | Path) -> tuple[Path, StudyPlan]:
+    study_dir = Path(study_dir).resolve()
+    return study_dir, StudyPlan.from_dict(read_plan_dict(study_dir))
+
+
+def status_report(study_dir: str | Path) -> str:
+    """``pvm-mbrl study status``: a table of every run's state and progress, then the last log lines of crashes."""
+    study_dir, plan = load_study(study_dir)
+    statuses = study_statuses(study_dir, plan)
+    lines = [f"study {plan.preset} in {study_dir}: {summary_line(statuses)}", "", format_status_table(statuses)]
+    for status in statuses:
+        if status.state is RunState.CRASHED and status.log_tail:
+            lines += ["", f"last lines of {status.name}/job.log:", *(f"  {line}" for line in status.log_tail)]
+    return "\n".join(lines)
+
+
+def dry_run(plan: StudyPlan, study_dir: Path) -> str:
+    """Every run with its overrides and compute estimate; nothing is written."""
+    costs = plan.estimate
+    lines = [f"study {plan.preset}: {len(plan.runs)} runs in {study_dir}", plan.description, ""]
+    total_updates, total_hours = 0, 0.0
+    for k, spec in enumerate(plan.runs, 1):
+        cfg = run_config(study_dir, spec)
+        estimate = estimate_run(cfg, costs)
+        total_updates += estimate.updates
+        hours = f", ~{estimate.hours:.1f} h" if estimate.hours is not None else ""
+        total_hours += estimate.hours or 0.0
+        lines += [f"{k:3d}. {spec.name}",
+                  f"     config: {' '.join(spec.overrides)}",
+                  f"     compute: {estimate.env_steps:,} env steps ({estimate.agent_steps:,} agent steps), "
+                  f"{estimate.updates:,} updates of {cfg.batch_size}x{cfg.batch_length} ({cfg.model.deter} deter), "
+                  f"{estimate.replayed_frames:,} replayed frames, {estimate.encoder_images:,} encoder images{hours}"]
+    lines += ["", f"total: {total_updates:,} updates" + (f", ~{total_hours:,.0f} h ({total_hours / 24:,.1f} days) "
+                                                         f"on {costs.get('device', '?')}" if total_hours else "")]
+    if costs.get("source"):
+        lines.append(f"estimate source: {costs['source']}")
+    return "\n".join(lines)
+
+
+class ProgressMonitor(threading.Thread):
+    """Prints the study's summary line every ``every`` seconds while jobs run (from the study directory, so it sees
+    jobs in other processes and on other machines too)."""
+
+    def __init__(self, study_dir: Path, plan: StudyPlan, every: float):
+        super().__init__(daemon=True)
+        self.study_dir, self.plan, self.every = study_dir, plan, every
+        self.stopped = threading.Event()
+        self.start_time = time.time()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            statuses = study_statuses(self.study_dir, self.plan)
+            print(f"[study] {format_duration(time.time() - self.start_time)} elapsed: {summary_line(statuses)}",
+                  flush=True)
+
+
+def launch(study_dir: Path, names: list[str], launcher_overrides: list[str]) -> None:
+    """Run ``names`` as one Hydra multirun of ``run_job`` with the chosen launcher."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pvm_mbrl.study.job import run_job
+
+    GlobalHydra.instance().clear()
+    hydra = Hydra.create_main_hydra2(task_name="pvm-mbrl-study", config_search_path=create_config_search_path(
+        str(CONF_DIR)))
+    runs = ",".join(f"'{name}'" for name in names)  # quoted: a name is never read as a number or a list
+    try:
+        hydra.multirun(config_name=JOB_CONFIG, task_function=run_job,
+                       overrides=[f"study_dir='{study_dir}'", f"run={runs}", *launcher_overrides])
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    study_dir: Path | None = None
+    dry_run: bool = False
+    progress_every: float = 60.0
+    report: bool = True
+
+
+def default_study_dir(preset_name: str) -> Path:
+    return Path("studies") / preset_name
+
+
+def report_notes(plan: StudyPlan) -> tuple[str, ...]:
+    edited = f" (edited on the command line: `{' '.join(plan.overrides)}`)" if plan.overrides else ""
+    notes = [f"Study preset `{plan.preset}`{edited}: {plan.description}"]
+    if not plan.conclusive:
+        notes.append("**This study is a pipeline check, far too small for conclusions**: a few thousand env steps, "
+                     "one seed and a tiny model cannot separate the encoders; its numbers show that every stage "
+                     "runs, not what the paper found. Use the `paper` (or `offline-paper`) preset for results.")
+    return tuple(notes)
+
+
+def write_study_report(study_dir: Path, plan: StudyPlan) -> tuple[Path, Path]:
+    from pvm_mbrl.analysis.report import ReportOptions, write_report
+
+    known = {f.name for f in fields(ReportOptions)}
+    unknown = set(plan.report) - known
+    if unknown:
+        raise ValueError(f"study report settings: unknown key(s) {', '.join(sorted(unknown))}; accepted: "
+                         f"{', '.join(sorted(known))}")
+    return write_report(study_dir, options=ReportOptions(**plan.report, notes=report_notes(plan)))
+
+
+def run_study(preset: str, overrides: list[str], options: StudyOptions | None = None) -> int:
+    """Plan, launch, report; returns the exit status (0 when every run finished, 1 otherwise)."""
+    options = options or StudyOptions()
+    launcher_overrides = [o for o in overrides if is_launcher_override(o)]
+    run_overrides = [o for o in overrides if not is_launcher_override(o)]
+    name, _ = load_preset(preset)
+    study_dir = (options.study_dir or default_study_dir(name)).resolve()
+    plan = make_plan(preset, run_overrides, study_dir)
+    if options.dry_run:
+        print(dry_run(plan, study_dir))
+        return 0
+    with directory_lock(study_dir, f"study {plan.preset} launcher"):
+        write_plan(study_dir, plan.to_dict())
+        statuses = study_statuses(study_dir, plan)
+        print(f"[study] {plan.preset} in {study_dir}: {len(plan.runs)} runs\n{format_status_table(statuses)}",
+              flush=True)
+        todo = [s.name for s in statuses if s.state.to_launch]
+        if todo:
+            print(f"[study] launching {len(todo)} run(s): {', '.join(todo)}", flush=True)
+            monitor = ProgressMonitor(study_dir, plan, options.progress_every)
+            monitor.start()
+            try:
+                launch(study_dir, todo, launcher_overrides)
+            finally:
+                monitor.stopped.set()
+        statuses = study_statuses(study_dir, plan)
+        print(f"[study] done: {summary_line(statuses)}\n{format_status_table(statuses)}", flush=True)
+        for status in statuses:
+            if status.state is RunState.CRASHED:
+                print(f"[study] {status.name} crashed: {status.detail}; last lines of its job.log:\n  " +
+                      "\n  ".join(status.log_tail), flush=True)
+        if options.report and any(s.state in (RunState.FINISHED, RunState.TRAINED) for s in statuses):
+            md_path, html_path = write_study_report(study_dir, plan)
+            print(f"[study] report: {md_path} and {html_path}", flush=True)
+    return 0 if all(s.state is RunState.FINISHED for s in statuses) else 1

@@ -1,0 +1,205 @@
+"""A study preset expanded into its runs.
+
+A preset (``conf/study/<name>.yaml``, or any YAML file a user writes) has a ``grid`` of axes (``env``,
+``encoder``, ``finetune``, ``seed`` or any training setting), ``overrides`` every run shares, ``rules`` that add
+overrides to the runs matching a condition (the paper's CNN sees 128² images, its PVMs 224²), and the settings of
+evaluation, report and compute estimate. ``base: <preset>`` starts from another preset. Command-line overrides
+edit the grid the Hydra way: ``seed=0,1,2`` makes an axis, ``seed=1`` pins it, ``steps=5000`` changes every run.
+An encoder without fine-tuning modes (the CNN, trained from scratch) ignores the ``finetune`` axis, so
+``encoder=cnn,dinov2,clip finetune=frozen,partial,full`` is the paper's seven encoder configurations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+
+from pvm_mbrl.training.config import CONF_DIR, compose_config
+
+PRESET_DIR = CONF_DIR / "study"
+PRESET_KEYS = {"base", "description", "conclusive", "grid", "overrides", "rules", "evaluation", "report",
+               "estimate"}
+AXIS_KEYS = {"finetune": "encoder.finetune"}  # study shorthand -> training setting
+NAME_FIRST = ("env", "encoder", "finetune")  # run names read env, model, ..., seed
+EVALUATION_DEFAULTS = {"episodes": 200, "forgetting_images": None, "samples": 256, "sample_every": 4, "frames": 16,
+                       "greedy": False, "seed": 0}
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: its name (the run directory's), its grid values and its ``pvm-mbrl train`` overrides."""
+
+    name: str
+    axes: dict[str, str]
+    overrides: tuple[str, ...]
+
+
+@dataclass
+class StudyPlan:
+    preset: str
+    description: str
+    conclusive: bool
+    runs: list[RunSpec]
+    overrides: list[str] = field(default_factory=list)  # the command line's, on top of the preset
+    evaluation: dict = field(default_factory=lambda: dict(EVALUATION_DEFAULTS))
+    report: dict = field(default_factory=dict)
+    estimate: dict = field(default_factory=dict)
+
+    def run(self, name: str) -> RunSpec:
+        for spec in self.runs:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"run {name!r} is not in study {self.preset!r} (its runs: "
+                       f"{', '.join(s.name for s in self.runs)})")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["runs"] = [{"name": s.name, "axes": s.axes, "overrides": list(s.overrides)} for s in self.runs]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudyPlan:
+        runs = [RunSpec(r["name"], dict(r["axes"]), tuple(r["overrides"])) for r in data["runs"]]
+        return cls(**{**data, "runs": runs})
+
+
+def load_preset(preset: str) -> tuple[str, DictConfig]:
+    """``(name, config)`` of a preset name or a YAML file path, with its ``base`` chain merged in."""
+    path = Path(preset)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ValueError(f"study file {preset} does not exist")
+        name = path.stem
+    else:
+        path = PRESET_DIR / f"{preset}.yaml"
+        if not path.is_file():
+            raise ValueError(f"unknown study preset {preset!r}; choose one of: {', '.join(preset_names())}, "
+                             f"or give the path of a study YAML file")
+        name = preset
+    cfg = OmegaConf.load(path)
+    unknown = set(cfg) - PRESET_KEYS
+    if unknown:
+        raise ValueError(f"study {path}: unknown key(s) {', '.join(sorted(unknown))}; accepted: "
+                         f"{', '.join(sorted(PRESET_KEYS))}")
+    if cfg.get("base"):
+        _, base = load_preset(str(cfg.base))
+        cfg = OmegaConf.merge(base, {k: v for k, v in cfg.items() if k != "base"})
+    return name, cfg
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-")
+
+
+def run_name(axes: dict[str, str]) -> str:
+    """``tabletop__dinov2-frozen__seed0``: env, model, other axes, seed, each a safe path part."""
+    model = "-".join(_slug(axes[k]) for k in ("encoder", "finetune") if k in axes)
+    parts = [_slug(axes["env"])] if "env" in axes else []
+    parts += [model] if model else []
+    parts += [f"{_slug(k)}-{_slug(v)}" for k, v in axes.items() if k not in (*NAME_FIRST, "seed")]
+    parts += [f"seed{_slug(axes['seed'])}"] if "seed" in axes else []
+    return "__".join(parts) or "run"
+
+
+def _encoder_has_finetune(encoder: str) -> bool:
+    path = CONF_DIR / "encoder" / f"{encoder}.yaml"
+    return path.is_file() and "finetune" in OmegaConf.load(path)
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The preset with command-line overrides applied: sweeps (``a,b``) set axes, single values pin an axis or
+    change every run."""
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg))
+    grid = dict(cfg.get("grid") or {})
+    shared = list(cfg.get("overrides") or [])
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise ValueError(f"bad study override: {error}") from error
+    for override, text in zip(parsed, overrides, strict=True):
+        key = override.get_key_element()
+        if key in ("run_dir", "+run_dir"):
+            raise ValueError("run_dir cannot be set in a study: each run's directory is STUDY_DIR/<run name>")
+        if override.is_sweep_override():
+            grid[key] = list(override.sweep_string_iterator())
+        elif key in grid:
+            grid[key] = [override.get_value_element_as_str()]
+        else:
+            shared.append(text)
+    cfg.grid, cfg.overrides = grid, shared
+    return cfg
+
+
+def _matches(when: dict, axes: dict[str, str]) -> bool:
+    def accepted(value) -> list[str]:
+        return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+
+    return all(key in axes and axes[key] in accepted(value) for key, value in when.items())
+
+
+def expand_grid(cfg: DictConfig) -> list[RunSpec]:
+    """Every run of the grid, in grid order, without duplicates (the CNN has no ``finetune``)."""
+    grid = {str(k): [str(v) for v in values] for k, values in (cfg.get("grid") or {}).items()}
+    for key, values in grid.items():
+        if not values:
+            raise ValueError(f"study grid axis {key!r} has no values")
+    rules = _section(cfg, "rules") or []
+    for rule in rules:
+        if set(rule) != {"when", "set"}:
+            raise ValueError(f"study rule {rule} must have exactly the keys 'when' and 'set'")
+    shared = [str(o) for o in cfg.get("overrides") or []]
+    shared_encoder = next((o.split("=", 1)[1] for o in reversed(shared) if o.startswith("encoder=")), "cnn")
+    runs: dict[str, RunSpec] = {}
+    for values in itertools.product(*grid.values()):
+        axes = dict(zip(grid, values, strict=True))
+        encoder = axes.get("encoder", shared_encoder)
+        if "finetune" in axes and not _encoder_has_finetune(encoder):
+            del axes["finetune"]
+        overrides = shared + [f"{AXIS_KEYS.get(k, k)}={v}" for k, v in axes.items()]
+        for rule in rules:
+            if _matches(rule["when"], axes):
+                overrides += [str(o) for o in rule["set"]]
+        name = run_name(axes)
+        runs.setdefault(name, RunSpec(name, axes, tuple(overrides)))
+    return list(runs.values())
+
+
+def run_config(study_dir: Path, spec: RunSpec) -> DictConfig:
+    """The run's composed, validated training config; errors name the run."""
+    try:
+        return compose_config([*spec.overrides, f"run_dir={Path(study_dir).resolve() / spec.name}"])
+    except ValueError as error:
+        raise ValueError(f"study run {spec.name}: {error}") from error
+
+
+def make_plan(preset: str, overrides: list[str], study_dir: Path) -> StudyPlan:
+    """The study's plan; every run's config is composed and checked here, before anything starts."""
+    name, cfg = load_preset(preset)
+    cfg = apply_overrides(cfg, overrides)
+    runs = expand_grid(cfg)
+    for spec in runs:
+        run_config(study_dir, spec)
+    evaluation = {**EVALUATION_DEFAULTS, **_section(cfg, "evaluation")}
+    unknown = set(evaluation) - set(EVALUATION_DEFAULTS)
+    if unknown:
+        raise ValueError(f"study evaluation: unknown key(s) {', '.join(sorted(unknown))}; accepted: "
+                         f"{', '.join(EVALUATION_DEFAULTS)}")
+    return StudyPlan(name, str(cfg.get("description") or ""), bool(cfg.get("conclusive", True)), runs,
+                     list(overrides), evaluation,
+                     _section(cfg, "report"), _section(cfg, "estimate"))
+
+
+def _section(cfg: DictConfig, key: str) -> dict | list:
+    """A preset section as plain Python (``{}`` when absent)."""
+    value = cfg.get(key)
+    return OmegaConf.to_container(value) if value is not None else {}
