@@ -30,6 +30,55 @@ if [[ "${PVM_MBRL_SKIP_APT:-0}" != "1" ]] && command -v apt-get >/dev/null; then
   fi
 fi
 
+# --- SLURM test cluster: slurm-wlm, munge, slurmdbd, MariaDB (for tests/clusters/slurm.py) ------------
+# Installs only. The `cluster` tests start their own munged/mariadbd/slurmdbd/slurmctld/slurmd on loopback
+# with every config under a temporary directory, so nothing here starts a service or edits /etc. The
+# packages' postinst would start munge/mariadb/slurm services; Debian's policy-rc.d switch (exit 101, which
+# container images already ship) stops that, and is put in place only for this install when absent.
+install_slurm_test_cluster() {
+  local pkgs=(slurm-wlm slurm-client slurmd slurmctld slurmdbd munge mariadb-server mariadb-client)
+  local missing=() p sudo_cmd="" policy=/usr/sbin/policy-rc.d added_policy=0 rc=0
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    log "SLURM test-cluster packages present"
+    return 0
+  fi
+  [[ "$(id -u)" != "0" ]] && sudo_cmd="sudo"
+  log "installing SLURM test-cluster packages: ${missing[*]}"
+  # Refresh the package lists only when they lack a package (fresh image) or are stale (the install fails),
+  # so a list update made by the section above is reused rather than repeated.
+  local updated=0
+  for p in "${missing[@]}"; do
+    if ! apt-cache show "$p" >/dev/null 2>&1; then
+      $sudo_cmd apt-get update -qq
+      updated=1
+      break
+    fi
+  done
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null
+    $sudo_cmd chmod 755 "$policy"
+    added_policy=1
+  fi
+  local install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}")
+  if ! $sudo_cmd "${install[@]}" >/dev/null; then
+    if ((updated)); then
+      rc=1
+    else
+      log "install failed; refreshing the package lists and retrying"
+      { $sudo_cmd apt-get update -qq && $sudo_cmd "${install[@]}" >/dev/null; } || rc=$?
+    fi
+  fi
+  if ((added_policy)); then $sudo_cmd rm -f "$policy"; fi
+  return "$rc"
+}
+if [[ "${PVM_MBRL_SKIP_APT:-0}" != "1" ]] && command -v apt-get >/dev/null; then
+  install_slurm_test_cluster
+fi
+# --- end SLURM test cluster --------------------------------------------------------------------------
+
 # --- virtual environment ---------------------------------------------------------------------------
 if [[ ! -x "$venv/bin/python" ]]; then
   log "creating virtual environment $venv"

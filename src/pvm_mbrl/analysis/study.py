@@ -26,6 +26,7 @@ from pvm_mbrl.evaluation.suites import (
     model_identity,
     suite_names,
 )
+from pvm_mbrl.study.state import JOB_FILE, JOB_LOG, read_json
 from pvm_mbrl.training.checkpoint import CHECKPOINT_NAME
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", CHECKPOINT_NAME, "status.json")
@@ -208,6 +209,9 @@ def read_run(path: Path, study_dir: Path, problems: list[str]) -> Run | None:
                             f"{status.get('total_steps', '?')} env steps; its curves and evaluation are partial")
     else:
         problems.append(f"{name}: status.json is missing; the training state is unknown")
+    job = read_json(path / JOB_FILE) or {}
+    if job.get("state") == "crashed":
+        problems.append(f"{name}: its study job crashed ({job.get('error')}); see {name}/{JOB_LOG}")
     run = Run(path, name, cfg, env, encoder, finetune, model, seed, state, (path / CHECKPOINT_NAME).exists())
     metrics_path = path / "metrics.jsonl"
     if metrics_path.exists():

@@ -4,7 +4,8 @@ A preset (``conf/study/<name>.yaml``, or any YAML file a user writes) has a ``gr
 ``encoder``, ``finetune``, ``seed`` or any training setting), ``overrides`` every run shares, ``rules`` that add
 overrides to the runs matching a condition (the paper's CNN sees 128² images, its PVMs 224²), and the settings of
 evaluation, report and compute estimate. ``base: <preset>`` starts from another preset. Command-line overrides
-edit the grid the Hydra way: ``seed=0,1,2`` makes an axis, ``seed=1`` pins it, ``steps=5000`` changes every run.
+edit the grid the Hydra way: ``seed=0,1,2`` makes an axis, ``seed=1`` pins it, ``steps=5000`` changes every run,
+``evaluation.episodes=10`` changes a preset section.
 An encoder without fine-tuning modes (the CNN, trained from scratch) ignores the ``finetune`` axis, so
 ``encoder=cnn,dinov2,clip finetune=frozen,partial,full`` is the paper's seven encoder configurations.
 """
@@ -25,6 +26,7 @@ from pvm_mbrl.training.config import CONF_DIR, compose_config
 PRESET_DIR = CONF_DIR / "study"
 PRESET_KEYS = {"base", "description", "conclusive", "grid", "overrides", "rules", "evaluation", "report",
                "estimate"}
+SECTION_KEYS = ("evaluation", "report", "estimate")  # preset sections a command line may edit
 AXIS_KEYS = {"finetune": "encoder.finetune"}  # study shorthand -> training setting
 NAME_FIRST = ("env", "encoder", "finetune")  # run names read env, model, ..., seed
 EVALUATION_DEFAULTS = {"episodes": 200, "forgetting_images": None, "samples": 256, "sample_every": 4, "frames": 16,
@@ -130,7 +132,11 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         key = override.get_key_element()
         if key in ("run_dir", "+run_dir"):
             raise ValueError("run_dir cannot be set in a study: each run's directory is STUDY_DIR/<run name>")
-        if override.is_sweep_override():
+        if key.split(".")[0] in SECTION_KEYS:  # evaluation.episodes=10, report.bootstrap=1000
+            if override.is_sweep_override():
+                raise ValueError(f"{text}: {key.split('.')[0]} settings take one value, not a sweep")
+            OmegaConf.update(cfg, key, override.value(), force_add=True)
+        elif override.is_sweep_override():
             grid[key] = list(override.sweep_string_iterator())
         elif key in grid:
             grid[key] = [override.get_value_element_as_str()]

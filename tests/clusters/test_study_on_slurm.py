@@ -1,0 +1,40 @@
+"""A tiny study through Hydra's submitit_slurm launcher on the private SLURM cluster: every run is a SLURM job."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.clusters.slurm import local_slurm
+from tests.study.conftest import TINY_STUDY
+
+pytestmark = pytest.mark.cluster
+
+
+def test_tiny_study_runs_as_slurm_jobs_and_sacct_knows_them(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    with local_slurm(tmp_path / "slurm") as cluster:
+        env = {**os.environ, **cluster.env, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "pvm_mbrl.cli", "study", "quick", *TINY_STUDY, "seed=0,1", "steps=800",
+                   "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={cluster.partition}",
+                   "hydra.launcher.mem_gb=2", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=15",
+                   "--dir", str(study), "--progress-every", "10"]
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-4000:]
+        # submitit wrote one folder per SLURM job; sacct (through slurmdbd) knows how each ended
+        job_ids = sorted({p.name for p in study.glob(".launcher/*/.submitit/*") if re.fullmatch(r"\d+_\d+", p.name)})
+        assert len(job_ids) == 2, output[-4000:]
+        assert [cluster.wait_job_state(job_id) for job_id in job_ids] == ["COMPLETED", "COMPLETED"]
+    for seed in (0, 1):
+        run = study / f"dmc__cnn__seed{seed}"
+        record = json.loads((run / "job.json").read_text())
+        assert record["state"] == "finished" and record["pid"] != os.getpid()
+        assert json.loads((run / "status.json").read_text())["env_steps"] == 800
+    assert "dmc__cnn__seed1" in (study / "report" / "report.md").read_text()

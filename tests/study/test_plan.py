@@ -1,0 +1,117 @@
+"""Study presets expanded into runs: the paper's grid, user grids, rules, names, estimates and bad input."""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pvm_mbrl.cli import main
+from pvm_mbrl.study.estimate import encoder_images, estimate_run, gradient_updates
+from pvm_mbrl.study.plan import make_plan, preset_names, run_config, run_name
+
+STUDY = Path("/tmp/pvm-mbrl-plan-test")  # plans compose configs only; nothing is written there
+
+
+def model(spec) -> str:
+    return "-".join(spec.axes[k] for k in ("encoder", "finetune") if k in spec.axes)
+
+
+def test_presets_are_listed():
+    assert {"quick", "paper", "offline-paper"} <= set(preset_names())
+
+
+def test_paper_grid_is_42_runs_of_7_encoder_configurations():
+    plan = make_plan("paper", [], STUDY)
+    assert len(plan.runs) == 42 and len({s.name for s in plan.runs}) == 42
+    assert sorted(Counter(model(s) for s in plan.runs)) == [
+        "clip-frozen", "clip-full", "clip-partial", "cnn", "dinov2-frozen", "dinov2-full", "dinov2-partial"]
+    assert set(Counter(model(s) for s in plan.runs).values()) == {6}  # 2 envs x 3 seeds each
+    by_name = {s.name: s for s in plan.runs}
+    cnn = run_config(STUDY, by_name["tabletop__cnn__seed2"])
+    assert (cnn.steps, cnn.env.size, cnn.seed, cnn.model.deter, cnn.train_ratio) == (1_000_000, 128, 2, 8192, 512)
+    dino = run_config(STUDY, by_name["driving__dinov2-partial__seed0"])
+    assert (dino.steps, dino.env.size, dino.encoder.finetune) == (400_000, 224, "partial")
+    assert dino.run_dir == str(STUDY / "driving__dinov2-partial__seed0")
+    assert plan.evaluation["episodes"] == 200
+
+
+def test_offline_paper_swaps_in_encoders_with_offline_weights():
+    plan = make_plan("offline-paper", [], STUDY)
+    assert len(plan.runs) == 42
+    assert {s.axes["encoder"] for s in plan.runs} == {"cnn", "efficientnet_lite0", "mobilenet_v2"}
+    effnet = run_config(STUDY, plan.run("tabletop__efficientnet_lite0-full__seed1"))
+    assert (effnet.steps, effnet.env.size) == (1_000_000, 224)
+
+
+def test_command_line_grid_overrides():
+    plan = make_plan("quick", ["encoder=cnn,mobilenet_v2", "finetune=frozen,partial", "seed=0,1,2", "steps=1234",
+                               "evaluation.episodes=3"], STUDY)
+    # cnn has no finetune modes: 1 + 2 encoder configurations, x 3 seeds
+    assert len(plan.runs) == 9
+    assert {model(s) for s in plan.runs} == {"cnn", "mobilenet_v2-frozen", "mobilenet_v2-partial"}
+    assert all(run_config(STUDY, s).steps == 1234 for s in plan.runs[:2])
+    assert plan.evaluation["episodes"] == 3
+    pinned = make_plan("quick", ["seed=4", "encoder=cnn"], STUDY)
+    assert [s.name for s in pinned.runs] == ["tabletop__cnn__seed4"]
+
+
+def test_run_names():
+    assert run_name({"env": "tabletop", "encoder": "dinov2", "finetune": "frozen", "seed": "0"}) == \
+        "tabletop__dinov2-frozen__seed0"
+    assert run_name({"seed": "1", "encoder": "cnn", "train_ratio": "32", "env.name": "dmc:walker-walk"}) == \
+        "cnn__train_ratio-32__env.name-dmc-walker-walk__seed1"
+
+
+@pytest.mark.parametrize(("preset", "overrides", "message"), [
+    ("nope", [], "unknown study preset 'nope'; choose one of: "),
+    ("missing.yaml", [], "study file missing.yaml does not exist"),
+    ("quick", ["run_dir=/x"], "run_dir cannot be set in a study"),
+    ("quick", ["encoder=cnn,nope"], "unknown encoder preset 'nope'"),
+    ("quick", ["train_ratio=-1"], "train_ratio must be a number >= 0, got -1"),
+    ("quick", ["evaluation.episodes=1,2"], "take one value, not a sweep"),
+    ("quick", ["evaluation.episodez=2"], "unknown key(s) episodez"),
+])
+def test_bad_study_input_is_named(preset, overrides, message):
+    with pytest.raises(ValueError, match=None) as error:
+        make_plan(preset, overrides, STUDY)
+    assert message in str(error.value)
+
+
+def test_user_study_file(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("base: quick\ngrid: {encoder: [cnn], seed: [0, 1]}\nbogus: 1\n")
+    with pytest.raises(ValueError, match="unknown key"):
+        make_plan(str(path), [], tmp_path)
+    path.write_text("base: quick\ndescription: mine\ngrid: {encoder: [cnn], seed: [0, 1]}\n")
+    plan = make_plan(str(path), [], tmp_path)
+    assert plan.preset == "mine" and [s.name for s in plan.runs] == ["tabletop__cnn__seed0", "tabletop__cnn__seed1"]
+
+
+def test_gradient_updates_and_encoder_images_by_hand():
+    # (10,000 - 2,000) env steps / action repeat 2 = 4,000 agent steps x ratio 64 / (16 x 64) = 250 updates
+    assert gradient_updates(10_000, 2_000, 2, 64, 16 * 64) == 250
+    assert gradient_updates(1_000, 2_000, 1, 64, 1024) == 0
+    assert encoder_images(100, 5_000, "frozen", cache=True) == 100
+    assert encoder_images(100, 5_000, "frozen", cache=False) == 5_100
+    assert encoder_images(100, 5_000, "full", cache=True) == 5_100
+
+
+def test_estimate_uses_stated_costs():
+    plan = make_plan("paper", [], STUDY)
+    cfg = run_config(STUDY, plan.run("driving__clip-frozen__seed0"))
+    estimate = estimate_run(cfg, {"update_seconds": {"default": 1.0, "clip frozen": 0.5},
+                                  "env_step_seconds": {"driving": 0.01}})
+    # 400k env steps at action repeat 2 = 200k agent steps; (400k - 2.5k prefill) / 2 x 512 / 1024 = 99,375 updates
+    assert (estimate.agent_steps, estimate.updates) == (200_000, 99_375)
+    assert estimate.hours == pytest.approx((99_375 * 0.5 + 200_000 * 0.01) / 3600)
+    assert estimate_run(cfg, {}).hours is None
+
+
+def test_paper_dry_run_lists_42_runs_with_configs_and_compute(capsys, tmp_path):
+    assert main(["study", "paper", "--dry-run", "--dir", str(tmp_path / "paper")]) == 0
+    out = capsys.readouterr().out
+    assert "study paper: 42 runs" in out
+    assert out.count("     config: ") == 42 and out.count("     compute: ") == 42
+    assert "driving__clip-full__seed2" in out and "env.size=224" in out and "steps=400000" in out
+    assert "total: 12,560,625 updates" in out
+    assert not (tmp_path / "paper").exists()  # a dry run writes nothing
