@@ -38,6 +38,16 @@ def is_launcher_override(override: str) -> bool:
     return override.startswith(("hydra/", "hydra.", "+hydra", "~hydra"))
 
 
+def with_launcher_defaults(overrides: list[str]) -> list[str]:
+    """Hydra launcher overrides plus what a launcher needs to work as documented: the Ray launcher always passes
+    ``object_store_memory`` to ``ray.init``, which Ray refuses when joining a running cluster."""
+    joins_ray = "hydra/launcher=ray" in overrides and any(o.startswith("hydra.launcher.ray.init.address=")
+                                                          for o in overrides)
+    if joins_ray and not any("ray.init.object_store_memory" in o for o in overrides):
+        return [*overrides, "+hydra.launcher.ray.init.object_store_memory=null"]
+    return overrides
+
+
 def study_statuses(study_dir: Path, plan: StudyPlan) -> list[RunStatus]:
     return [run_status(study_dir / spec.name, run_config(study_dir, spec), plan.evaluation) for spec in plan.runs]
 
@@ -110,9 +120,9 @@ def launch(study_dir: Path, names: list[str], launcher_overrides: list[str]) -> 
     hydra = Hydra.create_main_hydra2(task_name="pvm-mbrl-study", config_search_path=create_config_search_path(
         str(CONF_DIR)))
     runs = ",".join(f"'{name}'" for name in names)  # quoted: a name is never read as a number or a list
+    overrides = [f"study_dir='{study_dir}'", f"run={runs}", *with_launcher_defaults(launcher_overrides)]
     try:
-        hydra.multirun(config_name=JOB_CONFIG, task_function=run_job,
-                       overrides=[f"study_dir='{study_dir}'", f"run={runs}", *launcher_overrides])
+        hydra.multirun(config_name=JOB_CONFIG, task_function=run_job, overrides=overrides)
     finally:
         GlobalHydra.instance().clear()
 
