@@ -27,3 +27,12 @@ def test_two_launches_of_one_study_cannot_run_at_once(tmp_path, capsys):
 def test_status_of_a_directory_that_is_no_study(tmp_path, capsys):
     assert main(["study", "status", str(tmp_path)]) == 2
     assert "is not a study directory (no study.yaml)" in capsys.readouterr().err
+
+
+def test_joining_a_ray_cluster_drops_the_launchers_object_store_setting():
+    from pvm_mbrl.study.launch import with_launcher_defaults
+
+    joining = ["hydra/launcher=ray", "hydra.launcher.ray.init.address=10.0.0.1:6379"]
+    assert with_launcher_defaults(joining) == [*joining, "+hydra.launcher.ray.init.object_store_memory=null"]
+    assert with_launcher_defaults(["hydra/launcher=ray"]) == ["hydra/launcher=ray"]  # a local Ray of its own
+    assert with_launcher_defaults(["hydra/launcher=joblib"]) == ["hydra/launcher=joblib"]
