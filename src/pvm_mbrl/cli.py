@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
                     "through a Hydra launcher, evaluate each on every suite, write the report. Re-running resumes. "
                     "Overrides: `seed=0,1,2` makes an axis, `steps=5000` changes every run, "
                     "`hydra/launcher=joblib|submitit_slurm|submitit_local|ray` picks the launcher.")
-    study.add_argument("preset", help="quick | paper | offline-paper | path/to/study.yaml | status")
+    study.add_argument("preset", nargs="?", default="quick",
+                       help="quick (default) | paper | offline-paper | path/to/study.yaml | status")
     study.add_argument("overrides", nargs="*", help="grid and run overrides; with `status`: the study directory")
     study.add_argument("--dir", default=None, help="study directory (default: studies/<preset>)")
     study.add_argument("--dry-run", action="store_true", help="list the runs, configs and compute; start nothing")
@@ -121,6 +122,8 @@ def _study(args: argparse.Namespace) -> int:
 
     from pvm_mbrl.study.launch import StudyOptions, run_study, status_report
 
+    if "=" in args.preset:  # `pvm-mbrl study seed=0,1`: an override, and the default preset
+        args.overrides, args.preset = [args.preset, *args.overrides], "quick"
     if args.preset == "status":
         if len(args.overrides) != 1:
             raise ValueError("usage: pvm-mbrl study status STUDY_DIR")

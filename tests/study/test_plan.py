@@ -115,3 +115,10 @@ def test_paper_dry_run_lists_42_runs_with_configs_and_compute(capsys, tmp_path):
     assert "driving__clip-full__seed2" in out and "env.size=224" in out and "steps=400000" in out
     assert "total: 12,560,625 updates" in out
     assert not (tmp_path / "paper").exists()  # a dry run writes nothing
+
+
+def test_quick_is_the_default_preset(capsys, tmp_path):
+    assert main(["study", "--dry-run", "--dir", str(tmp_path / "q")]) == 0
+    assert "study quick: 4 runs" in capsys.readouterr().out
+    assert main(["study", "seed=0,1", "--dry-run", "--dir", str(tmp_path / "q")]) == 0
+    assert "study quick: 8 runs" in capsys.readouterr().out
