@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from omegaconf import DictConfig
+
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.study.estimate import estimate_run
 from pvm_mbrl.study.plan import StudyPlan, load_preset, make_plan, run_config
@@ -48,8 +50,13 @@ def with_launcher_defaults(overrides: list[str]) -> list[str]:
     return overrides
 
 
-def study_statuses(study_dir: Path, plan: StudyPlan) -> list[RunStatus]:
-    return [run_status(study_dir / spec.name, run_config(study_dir, spec), plan.evaluation) for spec in plan.runs]
+def run_configs(study_dir: Path, plan: StudyPlan) -> dict[str, DictConfig]:
+    """Every run's composed config, by name (composed once: Hydra's global state is not for threads)."""
+    return {spec.name: run_config(study_dir, spec) for spec in plan.runs}
+
+
+def study_statuses(study_dir: Path, plan: StudyPlan, configs: dict[str, DictConfig]) -> list[RunStatus]:
+    return [run_status(study_dir / spec.name, configs[spec.name], plan.evaluation) for spec in plan.runs]
 
 
 def load_study(study_dir: str | Path) -> tuple[Path, StudyPlan]:
@@ -60,7 +67,7 @@ def load_study(study_dir: str | Path) -> tuple[Path, StudyPlan]:
 def status_report(study_dir: str | Path) -> str:
     """``pvm-mbrl study status``: a table of every run's state and progress, then the last log lines of crashes."""
     study_dir, plan = load_study(study_dir)
-    statuses = study_statuses(study_dir, plan)
+    statuses = study_statuses(study_dir, plan, run_configs(study_dir, plan))
     lines = [f"study {plan.preset} in {study_dir}: {summary_line(statuses)}", "", format_status_table(statuses)]
     for status in statuses:
         if status.state is RunState.CRASHED and status.log_tail:
@@ -95,15 +102,15 @@ class ProgressMonitor(threading.Thread):
     """Prints the study's summary line every ``every`` seconds while jobs run (from the study directory, so it sees
     jobs in other processes and on other machines too)."""
 
-    def __init__(self, study_dir: Path, plan: StudyPlan, every: float):
+    def __init__(self, study_dir: Path, plan: StudyPlan, configs: dict[str, DictConfig], every: float):
         super().__init__(daemon=True)
-        self.study_dir, self.plan, self.every = study_dir, plan, every
+        self.study_dir, self.plan, self.configs, self.every = study_dir, plan, configs, every
         self.stopped = threading.Event()
         self.start_time = time.time()
 
     def run(self) -> None:
         while not self.stopped.wait(self.every):
-            statuses = study_statuses(self.study_dir, self.plan)
+            statuses = study_statuses(self.study_dir, self.plan, self.configs)
             print(f"[study] {format_duration(time.time() - self.start_time)} elapsed: {summary_line(statuses)}",
                   flush=True)
 
@@ -173,19 +180,20 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
         return 0
     with directory_lock(study_dir, f"study {plan.preset} launcher"):
         write_plan(study_dir, plan.to_dict())
-        statuses = study_statuses(study_dir, plan)
+        configs = run_configs(study_dir, plan)
+        statuses = study_statuses(study_dir, plan, configs)
         print(f"[study] {plan.preset} in {study_dir}: {len(plan.runs)} runs\n{format_status_table(statuses)}",
               flush=True)
         todo = [s.name for s in statuses if s.state.to_launch]
         if todo:
             print(f"[study] launching {len(todo)} run(s): {', '.join(todo)}", flush=True)
-            monitor = ProgressMonitor(study_dir, plan, options.progress_every)
+            monitor = ProgressMonitor(study_dir, plan, configs, options.progress_every)
             monitor.start()
             try:
                 launch(study_dir, todo, launcher_overrides)
             finally:
                 monitor.stopped.set()
-        statuses = study_statuses(study_dir, plan)
+        statuses = study_statuses(study_dir, plan, configs)
         print(f"[study] done: {summary_line(statuses)}\n{format_status_table(statuses)}", flush=True)
         for status in statuses:
             if status.state is RunState.CRASHED:
