@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def study_command(study_dir, *overrides):
     return [sys.executable, "-m", "pvm_mbrl.cli", "study", "quick", *TINY_STUDY, *overrides, "--dir", str(study_dir),
-            "--progress-every", "5"]
+            "--progress-every", "2"]
 
 
 def job(run_dir) -> dict:
@@ -65,6 +65,7 @@ def test_killed_study_resumes_without_redoing_finished_runs(tmp_path):
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     output = rerun.stdout + rerun.stderr
     assert "launching 1 run(s): dmc__cnn__seed1" in output
+    assert "elapsed: 1/2 finished, 1 running (dmc__cnn__seed1 " in output  # the study's periodic progress line
     assert {name: (first / name).stat().st_mtime_ns for name in finished_files} == finished_files
     assert job(first)["attempts"] == 1 and job(second)["attempts"] == 2
     assert f"resuming {second} at env step {killed['env_steps']:,}" in (second / JOB_LOG).read_text()
