@@ -69,7 +69,8 @@ def plot_bars(groups: Mapping[str, Mapping[str, tuple[float, float]]], ylabel: s
     ax.set_xticks(range(len(groups)), list(groups))
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8, loc="best")
+    # beside the axes: bars may fill any corner (all negative early in training, all near 1 late)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     if title:
         ax.set_title(title)
