@@ -11,11 +11,13 @@ import pytest
 from pvm_mbrl.locks import LOCK_NAME, LockedError, directory_lock, is_locked
 
 HOLD = "import sys, time; from pvm_mbrl.locks import directory_lock\n" \
-       "with directory_lock(sys.argv[1], 'holder'):\n    print('held', flush=True); time.sleep(60)"
+       "with directory_lock(sys.argv[1], sys.argv[2]):\n    print('held', flush=True); time.sleep(60)"
 
 
-def hold_in_subprocess(directory):
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(directory)], stdout=subprocess.PIPE, text=True)
+def hold_in_subprocess(directory, purpose: str = "holder") -> subprocess.Popen:
+    """Another process holding ``directory``'s lock (for ``purpose``) until killed."""
+    process = subprocess.Popen([sys.executable, "-c", HOLD, str(directory), purpose], stdout=subprocess.PIPE,
+                               text=True)
     assert process.stdout.readline().strip() == "held"
     return process
 

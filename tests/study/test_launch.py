@@ -1,20 +1,14 @@
 """Launching guards that need no training: one launch per study directory at a time."""
 
-import subprocess
-import sys
-
 from pvm_mbrl.cli import main
 from tests.study.conftest import TINY_STUDY
-
-HOLD = "import sys, time; from pvm_mbrl.locks import directory_lock\n" \
-       "with directory_lock(sys.argv[1], 'study quick launcher'):\n    print('held', flush=True); time.sleep(60)"
+from tests.test_locks import hold_in_subprocess
 
 
 def test_two_launches_of_one_study_cannot_run_at_once(tmp_path, capsys):
     study = tmp_path / "study"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(study)], stdout=subprocess.PIPE, text=True)
+    holder = hold_in_subprocess(study, "study quick launcher")
     try:
-        assert holder.stdout.readline().strip() == "held"
         assert main(["study", "quick", *TINY_STUDY, "--dir", str(study)]) == 2
         err = capsys.readouterr().err
         assert f"is in use by pid {holder.pid}" in err and "study quick launcher" in err

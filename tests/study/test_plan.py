@@ -21,7 +21,7 @@ def test_presets_are_listed():
 
 
 def test_paper_grid_is_42_runs_of_7_encoder_configurations():
-    plan = make_plan("paper", [], STUDY)
+    plan, _ = make_plan("paper", [], STUDY)
     assert len(plan.runs) == 42 and len({s.name for s in plan.runs}) == 42
     assert sorted(Counter(model(s) for s in plan.runs)) == [
         "clip-frozen", "clip-full", "clip-partial", "cnn", "dinov2-frozen", "dinov2-full", "dinov2-partial"]
@@ -36,7 +36,7 @@ def test_paper_grid_is_42_runs_of_7_encoder_configurations():
 
 
 def test_offline_paper_swaps_in_encoders_with_offline_weights():
-    plan = make_plan("offline-paper", [], STUDY)
+    plan, _ = make_plan("offline-paper", [], STUDY)
     assert len(plan.runs) == 42
     assert {s.axes["encoder"] for s in plan.runs} == {"cnn", "efficientnet_lite0", "mobilenet_v2"}
     effnet = run_config(STUDY, plan.run("tabletop__efficientnet_lite0-full__seed1"))
@@ -44,14 +44,14 @@ def test_offline_paper_swaps_in_encoders_with_offline_weights():
 
 
 def test_command_line_grid_overrides():
-    plan = make_plan("quick", ["encoder=cnn,mobilenet_v2", "finetune=frozen,partial", "seed=0,1,2", "steps=1234",
+    plan, _ = make_plan("quick", ["encoder=cnn,mobilenet_v2", "finetune=frozen,partial", "seed=0,1,2", "steps=1234",
                                "evaluation.episodes=3"], STUDY)
     # cnn has no finetune modes: 1 + 2 encoder configurations, x 3 seeds
     assert len(plan.runs) == 9
     assert {model(s) for s in plan.runs} == {"cnn", "mobilenet_v2-frozen", "mobilenet_v2-partial"}
     assert all(run_config(STUDY, s).steps == 1234 for s in plan.runs[:2])
     assert plan.evaluation["episodes"] == 3
-    pinned = make_plan("quick", ["seed=4", "encoder=cnn"], STUDY)
+    pinned, _ = make_plan("quick", ["seed=4", "encoder=cnn"], STUDY)
     assert [s.name for s in pinned.runs] == ["tabletop__cnn__seed4"]
 
 
@@ -70,6 +70,7 @@ def test_run_names():
     ("quick", ["train_ratio=-1"], "train_ratio must be a number >= 0, got -1"),
     ("quick", ["evaluation.episodes=1,2"], "take one value, not a sweep"),
     ("quick", ["evaluation.episodez=2"], "unknown key(s) episodez"),
+    ("quick", ["report.bootstrapp=10"], "study report: unknown key(s) bootstrapp"),
 ])
 def test_bad_study_input_is_named(preset, overrides, message):
     with pytest.raises(ValueError, match=None) as error:
@@ -83,7 +84,7 @@ def test_user_study_file(tmp_path):
     with pytest.raises(ValueError, match="unknown key"):
         make_plan(str(path), [], tmp_path)
     path.write_text("base: quick\ndescription: mine\ngrid: {encoder: [cnn], seed: [0, 1]}\n")
-    plan = make_plan(str(path), [], tmp_path)
+    plan, _ = make_plan(str(path), [], tmp_path)
     assert plan.preset == "mine" and [s.name for s in plan.runs] == ["tabletop__cnn__seed0", "tabletop__cnn__seed1"]
 
 
@@ -97,7 +98,7 @@ def test_gradient_updates_and_encoder_images_by_hand():
 
 
 def test_estimate_uses_stated_costs():
-    plan = make_plan("paper", [], STUDY)
+    plan, _ = make_plan("paper", [], STUDY)
     cfg = run_config(STUDY, plan.run("driving__clip-frozen__seed0"))
     estimate = estimate_run(cfg, {"update_seconds": {"default": 1.0, "clip frozen": 0.5},
                                   "env_step_seconds": {"driving": 0.01}})

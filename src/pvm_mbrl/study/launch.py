@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.study.estimate import estimate_run
-from pvm_mbrl.study.plan import StudyPlan, load_preset, make_plan, run_config
+from pvm_mbrl.study.plan import StudyPlan, make_plan, preset_name, run_configs
 from pvm_mbrl.study.state import (
     RunState,
     RunStatus,
@@ -50,11 +50,6 @@ def with_launcher_defaults(overrides: list[str]) -> list[str]:
     return overrides
 
 
-def run_configs(study_dir: Path, plan: StudyPlan) -> dict[str, DictConfig]:
-    """Every run's composed config, by name (composed once: Hydra's global state is not for threads)."""
-    return {spec.name: run_config(study_dir, spec) for spec in plan.runs}
-
-
 def study_statuses(study_dir: Path, plan: StudyPlan, configs: dict[str, DictConfig]) -> list[RunStatus]:
     return [run_status(study_dir / spec.name, configs[spec.name], plan.evaluation) for spec in plan.runs]
 
@@ -75,13 +70,13 @@ def status_report(study_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
-def dry_run(plan: StudyPlan, study_dir: Path) -> str:
+def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig]) -> str:
     """Every run with its overrides and compute estimate; nothing is written."""
     costs = plan.estimate
     lines = [f"study {plan.preset}: {len(plan.runs)} runs in {study_dir}", plan.description, ""]
     total_updates, total_hours = 0, 0.0
     for k, spec in enumerate(plan.runs, 1):
-        cfg = run_config(study_dir, spec)
+        cfg = configs[spec.name]
         estimate = estimate_run(cfg, costs)
         total_updates += estimate.updates
         hours = f", ~{estimate.hours:.1f} h" if estimate.hours is not None else ""
@@ -159,11 +154,6 @@ def report_notes(plan: StudyPlan) -> tuple[str, ...]:
 def write_study_report(study_dir: Path, plan: StudyPlan) -> tuple[Path, Path]:
     from pvm_mbrl.analysis.report import ReportOptions, write_report
 
-    known = {f.name for f in fields(ReportOptions)}
-    unknown = set(plan.report) - known
-    if unknown:
-        raise ValueError(f"study report settings: unknown key(s) {', '.join(sorted(unknown))}; accepted: "
-                         f"{', '.join(sorted(known))}")
     return write_report(study_dir, options=ReportOptions(**plan.report, notes=report_notes(plan)))
 
 
@@ -172,15 +162,13 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
     options = options or StudyOptions()
     launcher_overrides = [o for o in overrides if is_launcher_override(o)]
     run_overrides = [o for o in overrides if not is_launcher_override(o)]
-    name, _ = load_preset(preset)
-    study_dir = (options.study_dir or default_study_dir(name)).resolve()
-    plan = make_plan(preset, run_overrides, study_dir)
+    study_dir = (options.study_dir or default_study_dir(preset_name(preset))).resolve()
+    plan, configs = make_plan(preset, run_overrides, study_dir)
     if options.dry_run:
-        print(dry_run(plan, study_dir))
+        print(dry_run(plan, study_dir, configs))
         return 0
     with directory_lock(study_dir, f"study {plan.preset} launcher"):
         write_plan(study_dir, plan.to_dict())
-        configs = run_configs(study_dir, plan)
         statuses = study_statuses(study_dir, plan, configs)
         print(f"[study] {plan.preset} in {study_dir}: {len(plan.runs)} runs\n{format_status_table(statuses)}",
               flush=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -75,19 +75,29 @@ class StudyPlan:
         return cls(**{**data, "runs": runs})
 
 
-def load_preset(preset: str) -> tuple[str, DictConfig]:
-    """``(name, config)`` of a preset name or a YAML file path, with its ``base`` chain merged in."""
+def _preset_path(preset: str) -> Path:
+    """The YAML file of a preset name or a study file path; ValueError naming the choices when there is none."""
     path = Path(preset)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise ValueError(f"study file {preset} does not exist")
-        name = path.stem
-    else:
-        path = PRESET_DIR / f"{preset}.yaml"
-        if not path.is_file():
-            raise ValueError(f"unknown study preset {preset!r}; choose one of: {', '.join(preset_names())}, "
-                             f"or give the path of a study YAML file")
-        name = preset
+        return path
+    path = PRESET_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown study preset {preset!r}; choose one of: {', '.join(preset_names())}, "
+                         f"or give the path of a study YAML file")
+    return path
+
+
+def preset_name(preset: str) -> str:
+    """``quick`` for ``quick``, ``mine`` for ``path/to/mine.yaml`` (the default study directory's name)."""
+    return _preset_path(preset).stem
+
+
+def load_preset(preset: str) -> tuple[str, DictConfig]:
+    """``(name, config)`` of a preset name or a YAML file path, with its ``base`` chain merged in."""
+    path = _preset_path(preset)
+    name = path.stem
     cfg = OmegaConf.load(path)
     unknown = set(cfg) - PRESET_KEYS
     if unknown:
@@ -188,21 +198,32 @@ def run_config(study_dir: Path, spec: RunSpec) -> DictConfig:
         raise ValueError(f"study run {spec.name}: {error}") from error
 
 
-def make_plan(preset: str, overrides: list[str], study_dir: Path) -> StudyPlan:
-    """The study's plan; every run's config is composed and checked here, before anything starts."""
+def run_configs(study_dir: Path, plan: StudyPlan) -> dict[str, DictConfig]:
+    """Every run's composed, validated config, by name (composed once per command: Hydra's global state is not
+    for threads, so a progress thread only reads these)."""
+    return {spec.name: run_config(study_dir, spec) for spec in plan.runs}
+
+
+def _check_keys(section: str, given: dict, accepted) -> None:
+    unknown = set(given) - set(accepted)
+    if unknown:
+        raise ValueError(f"study {section}: unknown key(s) {', '.join(sorted(unknown))}; accepted: "
+                         f"{', '.join(accepted)}")
+
+
+def make_plan(preset: str, overrides: list[str], study_dir: Path) -> tuple[StudyPlan, dict[str, DictConfig]]:
+    """The study's plan and every run's config, composed and checked here, before anything starts."""
+    from pvm_mbrl.analysis.report import ReportOptions
+
     name, cfg = load_preset(preset)
     cfg = apply_overrides(cfg, overrides)
-    runs = expand_grid(cfg)
-    for spec in runs:
-        run_config(study_dir, spec)
     evaluation = {**EVALUATION_DEFAULTS, **_section(cfg, "evaluation")}
-    unknown = set(evaluation) - set(EVALUATION_DEFAULTS)
-    if unknown:
-        raise ValueError(f"study evaluation: unknown key(s) {', '.join(sorted(unknown))}; accepted: "
-                         f"{', '.join(EVALUATION_DEFAULTS)}")
-    return StudyPlan(name, str(cfg.get("description") or ""), bool(cfg.get("conclusive", True)), runs,
-                     list(overrides), evaluation,
-                     _section(cfg, "report"), _section(cfg, "estimate"))
+    _check_keys("evaluation", evaluation, EVALUATION_DEFAULTS)
+    report = _section(cfg, "report")
+    _check_keys("report", report, [f.name for f in fields(ReportOptions) if f.name != "notes"])
+    plan = StudyPlan(name, str(cfg.get("description") or ""), bool(cfg.get("conclusive", True)), expand_grid(cfg),
+                     list(overrides), evaluation, report, _section(cfg, "estimate"))
+    return plan, run_configs(study_dir, plan)
 
 
 def _section(cfg: DictConfig, key: str) -> dict | list:

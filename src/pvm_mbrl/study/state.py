@@ -122,7 +122,7 @@ def run_status(run_dir: Path, cfg: DictConfig, evaluation: dict) -> RunStatus:
     env_steps = max(int(trainer_status.get("env_steps", 0)), last_logged_step(run_dir))
     updated = max((p.stat().st_mtime for p in (run_dir / "metrics.jsonl", run_dir / "status.json",
                                                 run_dir / JOB_FILE) if p.exists()), default=None)
-    status = RunStatus(name, RunState.FINISHED, env_steps, total, updated, log_tail=log_tail(run_dir / JOB_LOG, 10))
+    status = RunStatus(name, RunState.FINISHED, env_steps, total, updated)
     if is_locked(run_dir):
         status.state, status.detail = RunState.RUNNING, describe_holder(lock_holder(run_dir / LOCK_NAME))
         return status
@@ -141,6 +141,7 @@ def run_status(run_dir: Path, cfg: DictConfig, evaluation: dict) -> RunStatus:
             return status
     if record.get("state") == "crashed":
         status.state, status.detail = RunState.CRASHED, record.get("error", "")
+        status.log_tail = log_tail(run_dir / JOB_LOG, 10)  # only crashes show it: not read on every poll
         return status
     if not (config_path.exists() and checkpoint.exists()):
         missing = [p.name for p in (config_path, checkpoint) if not p.exists()]
