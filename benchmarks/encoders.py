@@ -24,6 +24,7 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from pvm_mbrl.dreamer.agent import Agent
+from pvm_mbrl.training.allocator import retain_freed_memory
 from pvm_mbrl.training.config import compose_config
 from pvm_mbrl.training.loop import resolve_device
 
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = resolve_device(args.device)
+    retain_freed_memory()  # as training does
     rng = np.random.default_rng(0)
     base = [f"model={args.preset}", f"precision={args.precision}", f"batch_size={args.batch}",
             f"batch_length={args.length}", f"encoder.decoder_size={args.decoder_size}"]

@@ -5,12 +5,14 @@
 
 Batch 16 x 64 (the DreamerV3 default) unless --batch/--length say otherwise. Times are medians of
 ``--repeats`` updates after one warm-up; compare configurations by the ratios printed in the same run,
-not across machines. size200m does not fit a 2-core CPU's patience: pass --presets to choose.
+not across machines. size200m does not fit a 2-core CPU's patience: pass --presets to choose. Each row
+runs in a fresh process, with the allocator setting training uses (``retain``) and glibc's default.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import time
 
@@ -18,8 +20,11 @@ import numpy as np
 import torch
 
 from pvm_mbrl.dreamer.agent import Agent, autocast
+from pvm_mbrl.training.allocator import retain_freed_memory
 from pvm_mbrl.training.config import compose_config
 from pvm_mbrl.training.loop import resolve_device
+
+ALLOCATORS = ("retain", "default")
 
 
 def synthetic_batch(batch: int, length: int, size: int, action_dim: int, device) -> dict[str, torch.Tensor]:
@@ -67,6 +72,21 @@ def time_update(agent: Agent, data: dict[str, torch.Tensor], repeats: int) -> tu
     return statistics.median(wm_times), statistics.median(ac_times)
 
 
+def measure(preset: str, size: int, precision: str, batch: int, length: int, repeats: int, device: str,
+            retain: bool) -> tuple[float, float, float]:
+    """(world-model ms, actor-critic ms, parameters in millions) for one configuration, in this process."""
+    if retain:
+        retain_freed_memory()
+    device = resolve_device(device)
+    cfg = compose_config([f"model={preset}", f"env.size={size}", f"precision={precision}",
+                          f"batch_length={length}", f"batch_size={batch}"])
+    torch.manual_seed(0)
+    agent = Agent(cfg, {"image_size": size, "vectors": {}}, 6, False, device)
+    data = synthetic_batch(batch, length, size, 6, device)
+    wm_ms, ac_ms = time_update(agent, data, repeats)
+    return wm_ms, ac_ms, sum(p.numel() for p in agent.parameters()) / 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["cpu", "size12m", "size200m"])
@@ -76,26 +96,26 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--allocators", nargs="+", choices=ALLOCATORS, default=list(ALLOCATORS),
+                        help="retain: what training uses (pvm_mbrl.training.allocator); default: glibc as it starts")
     args = parser.parse_args()
-    device = resolve_device(args.device)
-    print(f"device {device}, threads {torch.get_num_threads()}, batch {args.batch} x {args.length}")
-    print(f"{'preset':>9} {'size':>5} {'prec':>5} {'params':>8} {'world model ms':>15} {'actor-critic ms':>16} "
-          f"{'total / cpu-64-fp32':>20}")
+    print(f"device {resolve_device(args.device)}, threads {torch.get_num_threads()}, batch {args.batch} x {args.length}"
+          f"; each row in a fresh process")
+    print(f"{'preset':>9} {'size':>5} {'prec':>5} {'malloc':>8} {'params':>8} {'world model ms':>15} "
+          f"{'actor-critic ms':>16} {'total / first row':>18}")
     reference = None
+    spawn = multiprocessing.get_context("spawn")  # a fresh allocator per measurement
     for preset in args.presets:
         for size in args.sizes:
             for precision in args.precisions:
-                cfg = compose_config([f"model={preset}", f"env.size={size}", f"precision={precision}",
-                                      f"batch_length={args.length}", f"batch_size={args.batch}"])
-                torch.manual_seed(0)
-                agent = Agent(cfg, {"image_size": size, "vectors": {}}, 6, False, device)
-                data = synthetic_batch(args.batch, args.length, size, 6, device)
-                wm_ms, ac_ms = time_update(agent, data, args.repeats)
-                reference = reference or wm_ms + ac_ms
-                params = sum(p.numel() for p in agent.parameters()) / 1e6
-                print(f"{preset:>9} {size:>5} {precision:>5} {params:>7.1f}M {wm_ms:>15.0f} {ac_ms:>16.0f} "
-                      f"{(wm_ms + ac_ms) / reference:>20.2f}", flush=True)
-                del agent, data
+                for allocator in args.allocators:
+                    with spawn.Pool(1) as pool:
+                        wm_ms, ac_ms, params = pool.apply(measure, (
+                            preset, size, precision, args.batch, args.length, args.repeats, args.device,
+                            allocator == "retain"))
+                    reference = reference or wm_ms + ac_ms
+                    print(f"{preset:>9} {size:>5} {precision:>5} {allocator:>8} {params:>7.1f}M {wm_ms:>15.0f} "
+                          f"{ac_ms:>16.0f} {(wm_ms + ac_ms) / reference:>18.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, 
 from pvm_mbrl.evaluation.episodes import run_episodes
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.replay.buffer import ReplayBuffer
+from pvm_mbrl.training.allocator import retain_freed_memory
 from pvm_mbrl.training.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
@@ -105,6 +106,7 @@ class Trainer:
         self.agent = Agent(cfg, self.obs_info, action_dim, discrete, self.device)
         self.replay = ReplayBuffer(cfg.replay_capacity, cfg.env.num_envs, self.run_dir / "replay",
                                    seed=cfg.seed, storage=cfg.replay_storage)
+        retain_freed_memory()  # after the replay, whose capacity-sized arrays keep lazily mapped pages
         self.action_rng = np.random.default_rng(cfg.seed)
         self.env_steps = self.updates = self.episodes = 0
         self.updates_owed = 0.0
