@@ -6,7 +6,7 @@ from pvm_mbrl.training.config import compose_config, group_options
 
 def test_default_config_is_the_cpu_preset_on_cartpole():
     cfg = compose_config([])
-    assert cfg.env.name == "dmc:cartpole-balance" and cfg.model.deter == 512 and cfg.batch_length == 32
+    assert cfg.env.name == "dmc:cartpole-balance" and cfg.model.deter == 512 and cfg.batch_length == 16
     assert cfg.run_dir == "runs/dmc-cartpole-balance/cnn/seed0"
 
 
