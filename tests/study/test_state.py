@@ -90,7 +90,7 @@ def test_crashed_conflict_running(run):
     assert (state(run).state, state(run).detail) == (RunState.CRASHED, "RuntimeError: boom")
     changed = compose_config([*TINY, f"run_dir={run_dir}", "steps=400", "optim.lr=0.1"])
     status = run_status(run_dir, changed, EVALUATION)
-    assert status.state is RunState.CONFLICT and "optim.lr: 0.0001 -> 0.1" in status.detail
+    assert status.state is RunState.CONFLICT and f"optim.lr: {cfg.optim.lr!r} -> 0.1" in status.detail
     moved = compose_config([*TINY, f"run_dir={run_dir.parent / 'elsewhere'}", "steps=400"])
     assert run_status(run_dir, moved, EVALUATION).state is RunState.CRASHED  # a moved directory is no conflict
     with directory_lock(run_dir, "test"):

@@ -14,10 +14,27 @@ from tests.conftest import TINY
 pytestmark = pytest.mark.slow
 
 
-def start(args, log):
+@pytest.fixture
+def start():
+    """Starts `pvm-mbrl ARGS`; any process still running when the test ends (a failure) is killed."""
+    processes = []
+
+    def run(args, log):
+        processes.append(launch(args, log))
+        return processes[-1]
+
+    yield run
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def launch(args, log):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # SIGINT starts ignored, as for a job started with `&`: training must still checkpoint and exit on it
     return subprocess.Popen([sys.executable, "-m", "pvm_mbrl.cli", *args], stdout=log, stderr=subprocess.STDOUT,
-                            env=env)
+                            env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
 
 def wait_for_status(run_dir, predicate, process, timeout=240):
@@ -33,7 +50,7 @@ def wait_for_status(run_dir, predicate, process, timeout=240):
     raise TimeoutError("status never reached")
 
 
-def test_kill_interrupt_resume_and_evaluate(tmp_path):
+def test_kill_interrupt_resume_and_evaluate(tmp_path, start):
     run_dir = tmp_path / "run"
     # steps=100000 cannot finish before the signals arrive, however slow the machine; the last run shortens
     # it (steps may change on resume) so that it finishes.

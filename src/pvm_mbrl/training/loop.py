@@ -161,7 +161,8 @@ class Trainer:
         cfg = self.cfg
         logger = MetricsLogger(self.run_dir)
         progress = ProgressLine(int(cfg.steps), self.env_steps)
-        previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # Both signals checkpoint and exit, also where SIGINT was inherited as ignored (a job started with `&`).
+        previous_handlers = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         if self.resuming:
             print(f"[train] resuming {self.run_dir} at env step {self.env_steps:,}", flush=True)
         print(f"[train] {self.run_dir}: device {self.device}, precision {cfg.precision}, "
@@ -175,7 +176,8 @@ class Trainer:
             self.checkpoint("interrupted")
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous_handler)
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
             logger.close()
         return last_eval
 
