@@ -30,8 +30,9 @@ def _glibc() -> ctypes.CDLL | None:
 def retain_freed_memory() -> bool:
     """Serve later allocations from the heap and keep freed memory for reuse; False where not glibc.
 
-    Call it after very large, long-lived arrays (a replay buffer) are allocated: those keep their lazily
-    mapped pages. Process memory then stays near its peak instead of shrinking between updates.
+    A capacity-sized replay allocated afterwards still costs memory only as it fills: ``calloc`` takes fresh
+    heap pages, which the kernel zeroes lazily (measured: an 11 GiB ``np.zeros`` left the process at 26 MB).
+    Process memory then stays near its peak instead of shrinking between updates.
     """
     libc = _glibc()
     if libc is None:

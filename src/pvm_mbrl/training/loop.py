@@ -106,7 +106,7 @@ class Trainer:
         self.agent = Agent(cfg, self.obs_info, action_dim, discrete, self.device)
         self.replay = ReplayBuffer(cfg.replay_capacity, cfg.env.num_envs, self.run_dir / "replay",
                                    seed=cfg.seed, storage=cfg.replay_storage)
-        retain_freed_memory()  # after the replay, whose capacity-sized arrays keep lazily mapped pages
+        retain_freed_memory()
         self.action_rng = np.random.default_rng(cfg.seed)
         self.env_steps = self.updates = self.episodes = 0
         self.updates_owed = 0.0
