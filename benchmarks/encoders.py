@@ -21,6 +21,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -64,37 +65,37 @@ def make_batch(agent: Agent, batch: int, length: int, size: int, rng: np.random.
     return data
 
 
-def time_updates(agent: Agent, data: dict[str, np.ndarray], repeats: int) -> float:
+def median_ms(work: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Median ms of ``work()`` over ``repeats`` calls after one warm-up call."""
     times = []
     for i in range(repeats + 1):
-        if agent.device.type == "cuda":
+        if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        agent.train_step(data)
-        if agent.device.type == "cuda":
+        work()
+        if device.type == "cuda":
             torch.cuda.synchronize()
-        if i:  # the first update warms up
+        if i:  # the first call warms up
             times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
 
 
-def time_prefix(agent: Agent, image_shape: tuple[int, ...], repeats: int, rng: np.random.Generator) -> float:
-    """Median ms of the frozen prefix's forward pass (preprocessing, stem, frozen blocks) over a batch's images:
+def time_updates(agent: Agent, data: dict[str, np.ndarray], repeats: int) -> float:
+    return median_ms(lambda: agent.train_step(data), repeats, agent.device)
+
+
+def time_prefix(agent: Agent, count: int, repeats: int, rng: np.random.Generator) -> float:
+    """Median ms of the frozen prefix's forward pass (preprocessing, stem, frozen blocks) over ``count`` images:
     the work prefix caching removes from an update."""
     encoder = agent.world_model.encoder
     size = encoder.image_size
-    images = torch.as_tensor(rng.integers(0, 256, (int(np.prod(image_shape[:2])), size, size, 3), dtype=np.uint8),
-                             device=agent.device)
-    times = []
-    for i in range(repeats + 1):
-        start = time.perf_counter()
+    images = torch.as_tensor(rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8), device=agent.device)
+
+    def prefix() -> None:
         with torch.no_grad(), autocast(agent.device, agent.cfg.precision):
             encoder.prefix(images.float())
-        if agent.device.type == "cuda":
-            torch.cuda.synchronize()
-        if i:
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+
+    return median_ms(prefix, repeats, agent.device)
 
 
 def main() -> None:
@@ -133,7 +134,7 @@ def main() -> None:
         ms = time_updates(agent, data, args.repeats)
         rows[(name, mode, cache)] = ms
         if mode == "partial" and cache:
-            prefix_ms[name] = time_prefix(agent, data["image"].shape, args.repeats, rng)
+            prefix_ms[name] = time_prefix(agent, args.batch * args.length, args.repeats, rng)
         step_bytes = sum(v[0, 0].nbytes for v in data.values())
         reference = rows[("cnn", BASELINE, False)]
         print(f"{name:>19} {mode:>8} {str(cache):>6} {ms:>10.0f} {ms / reference:>7.2f} {step_bytes:>14,} "
