@@ -50,7 +50,8 @@ def test_train_step_reports_every_loss_and_updates_weights(tiny_config, discrete
     batch = random_batch(action_dim=3)
     if discrete:
         batch["action"] = np.eye(3, dtype=np.float32)[np.random.default_rng(0).integers(0, 3, (2, 8))]
-    metrics = agent.train_step(batch)
+    metrics, latents = agent.train_step(batch)
+    assert latents == {}  # no replay context in this batch: nothing to write back
     for key in ("rec", "rew", "con", "dyn", "rep", "policy", "value", "repval"):
         assert np.isfinite(metrics[f"loss/{key}"]), key
     assert metrics["loss/dyn"] >= 1.0 and metrics["loss/rep"] >= 1.0  # free nats
@@ -77,5 +78,86 @@ def test_act_gives_bounded_actions_in_both_precisions(tiny_config, precision):
         action, state = agent.act(obs, state)
         obs["is_first"][:] = False
     assert action.shape == (3, 2) and np.all(np.abs(action) <= 1.0)
-    assert agent.train_step(random_batch(action_dim=2))["loss/total"] == pytest.approx(
-        agent.train_step(random_batch(action_dim=2))["loss/total"], rel=1.0)  # finite, same magnitude
+    assert agent.train_step(random_batch(action_dim=2))[0]["loss/total"] == pytest.approx(
+        agent.train_step(random_batch(action_dim=2))[0]["loss/total"], rel=1.0)  # finite, same magnitude
+
+
+def test_replay_value_loss_shapes_the_world_model(tiny_config):
+    """Official ``repval_grad: True``: the replay-value loss's gradient reaches the RSSM and the encoder."""
+    torch.manual_seed(0)
+    agent = Agent(tiny_config, OBS, action_dim=1, discrete=False)
+    for p in agent.actor_critic.critic.parameters():  # a non-zero critic output layer, so gradients flow
+        torch.nn.init.normal_(p, std=0.1)
+    grads = {}
+
+    def capture_repval(batch):
+        original = agent.actor_critic.replay_value_loss
+
+        def repval_only(feat, data, bootstrap):
+            loss = original(feat, data, bootstrap)
+            grads.update(zip(("gru", "encoder"), torch.autograd.grad(
+                loss.mean(), [agent.world_model.rssm.gru.weight, next(agent.world_model.encoder.parameters())],
+                retain_graph=True, allow_unused=True), strict=True))
+            return loss
+
+        agent.actor_critic.replay_value_loss = repval_only
+        agent.train_step(batch)
+
+    capture_repval(random_batch())
+    assert grads["gru"] is not None and grads["gru"].abs().sum() > 0
+    assert grads["encoder"] is not None and grads["encoder"].abs().sum() > 0
+
+
+def context_batch(agent, batch):
+    """``batch`` (T+1 long) with the posterior latents the policy formed while acting, as replay stores them."""
+    b, t = batch["is_first"].shape
+    state = agent.initial_state(b)
+    stored = []
+    for step in range(t):
+        obs = {"image": batch["image"][:, step], "is_first": batch["is_first"][:, step]}
+        _, state = agent.act(obs, state)
+        stored.append(agent.replay_latent(state[0]))
+    latents = {k: np.stack([s[k] for s in stored], 1) for k in stored[0]}
+    return {**batch, **latents}
+
+
+def test_replay_context_starts_from_the_stored_latent_and_returns_posteriors(tiny_config):
+    torch.manual_seed(0)
+    agent = Agent(tiny_config, OBS, action_dim=1, discrete=False)
+    batch = random_batch(length=9)
+    batch["is_first"][0, 5] = False  # one episode from step 0 in both rows
+    batch = context_batch(agent, batch)
+    seen = {}
+    original = agent.world_model.rssm.observe
+
+    def observe(embed, action, is_first, state=None):
+        seen["state"], seen["steps"] = state, embed.shape[1]
+        return original(embed, action, is_first, state)
+
+    agent.world_model.rssm.observe = observe
+    metrics, latents = agent.train_step(batch)
+    assert seen["steps"] == 8  # T + 1 replayed, T learned on
+    assert torch.allclose(seen["state"].deter, torch.as_tensor(batch["latent_deter"][:, 0]).float())
+    assert torch.equal(seen["state"].stoch.argmax(-1), torch.as_tensor(batch["latent_stoch"][:, 0]).long())
+    assert latents["latent_deter"].shape == (2, 8, agent.world_model.rssm.deter_dim)
+    assert latents["latent_stoch"].shape == (2, 8, agent.world_model.rssm.stoch_dim)
+    assert np.isfinite(metrics["loss/total"])
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_initial_policy_is_centred_with_near_maximal_spread(tiny_config, discrete):
+    """Official ``policy.outscale: 0.01``: mean ~0 (tanh of ~0) and std ~ (max-min)*sigmoid(2)+min = 0.893."""
+    torch.manual_seed(0)
+    agent = Agent(tiny_config, OBS, action_dim=4, discrete=discrete)
+    policy = agent.actor_critic.policy(torch.randn(256, agent.world_model.rssm.feature_dim) * 3)
+    if discrete:
+        assert torch.allclose(policy.probs, torch.full_like(policy.probs, 0.25), atol=0.01)
+        return
+    assert policy.mean.abs().max() < 0.05
+    assert torch.allclose(policy.std, torch.full_like(policy.std, 0.9 * torch.sigmoid(torch.tensor(2.0)) + 0.1),
+                          atol=0.01)
+
+
+def test_cnn_features_enter_the_posterior_without_an_extra_norm(tiny_config):
+    agent = Agent(tiny_config, OBS, action_dim=1, discrete=False)
+    assert isinstance(agent.world_model.feature_norm, torch.nn.Identity)

@@ -46,3 +46,43 @@ def test_imagined_step_uses_the_prior():
     state = rssm.initial(3, "cpu")
     nxt = rssm.img_step(state, torch.randn(3, 2))
     assert nxt.stoch.shape == (3, 4, 3) and torch.all(nxt.logits.exp().sum(-1).sub(1).abs() < 1e-5)
+
+
+def test_block_linear_fan_in_counts_the_whole_input():
+    """DreamerV3's ``compute_fans`` of a (blocks, in/blocks, out/blocks) kernel: fan-in = the whole input."""
+    torch.manual_seed(0)
+    layer = BlockLinear(4096, 512, blocks=8)
+    assert abs(layer.weight.std().item() * 4096**0.5 - 1.0) < 0.03
+    assert layer.bias is not None and torch.all(layer.bias == 0)
+
+
+def test_every_linear_layer_of_the_rssm_has_a_bias_where_official_has_one():
+    rssm = make_rssm()
+    linears = [m for m in rssm.modules() if isinstance(m, torch.nn.Linear | BlockLinear)]
+    # The posterior's first layer is split in two (deter part, embed part): one bias serves both.
+    without = [m for m in linears if m.bias is None]
+    assert without == [rssm.post_embed]
+
+
+def test_replay_entry_round_trips_a_posterior():
+    rssm = make_rssm()
+    post, _ = rssm.observe(torch.randn(2, 3, 10), torch.randn(2, 3, 2), torch.zeros(2, 3))
+    entry = rssm.replay_entry(post)
+    assert entry["latent_deter"].dtype == torch.float16 and entry["latent_stoch"].dtype == torch.uint8
+    assert entry["latent_stoch"].shape == (2, 3, 4)
+    state = rssm.state_from_entry(entry["latent_deter"], entry["latent_stoch"])
+    assert torch.equal(state.stoch, post.stoch.detach())
+    assert torch.allclose(state.deter, post.deter, atol=1e-3)
+
+
+def test_observe_starts_from_a_given_context_state():
+    """Replay context: the first posterior's deter is the core step from the stored latent, not from zeros."""
+    rssm = make_rssm()
+    context, _ = rssm.observe(torch.randn(2, 4, 10), torch.randn(2, 4, 2), torch.zeros(2, 4))
+    context = context.map(lambda x: x[:, -1].detach())
+    embed, action = torch.randn(2, 3, 10), torch.randn(2, 3, 2)
+    post, _ = rssm.observe(embed, action, torch.zeros(2, 3), context)
+    expected = rssm._core(context.deter, context.stoch, action[:, 0])
+    assert torch.allclose(post.deter[:, 0], expected, atol=1e-6)
+    cold, _ = rssm.observe(embed, action, torch.zeros(2, 3))
+    assert not torch.allclose(cold.deter[:, 0], expected, atol=1e-3)

@@ -80,3 +80,38 @@ def test_disk_storage_keeps_the_ring_in_memory_mapped_files(tmp_path):
     assert np.array_equal(restored.data["t"], buffer.data["t"])
     with pytest.raises(ValueError, match="replay storage must be one of memory, disk"):
         ReplayBuffer(capacity=20, storage="tape")
+
+
+def test_online_queue_trains_each_new_segment_once_before_uniform_samples():
+    buffer = ReplayBuffer(capacity=1000, num_streams=2, seed=0, online_length=5)
+    fill(buffer, 12, streams=2)  # each stream completed segments ending at 5 and 10
+    stream, rows = buffer.sample_positions(3, 5)
+    batch = buffer.gather((stream, rows))
+    # The oldest queued segments come first: stream 0 and 1 ending at step 5 (t 0..4), then stream 0's 5..9.
+    assert batch["t"][:3, 0].tolist() == [0, 0, 5] and batch["stream"][:3, 0].tolist() == [0, 1, 0]
+    rest = buffer.sample(4, 5)  # one queued segment left (stream 1, t 5..9), then uniform
+    assert rest["t"][0, 0] == 5 and rest["stream"][0, 0] == 1
+    assert buffer.online_queue == []
+    assert buffer.sample(2, 3)["t"].shape == (2, 3)  # other lengths never take from the queue
+
+
+def test_online_queue_skips_evicted_segments_and_survives_state_round_trip(tmp_path):
+    buffer = ReplayBuffer(capacity=8, num_streams=1, seed=0, online_length=4, directory=tmp_path)
+    fill(buffer, 12)  # segments ending at 4 (evicted), 8 and 12
+    state = buffer.state()
+    restored = ReplayBuffer(capacity=8, num_streams=1, seed=0, online_length=4, directory=tmp_path)
+    buffer.save()
+    restored.load_state(state)
+    for replay in (buffer, restored):
+        batch = replay.sample(2, 4)
+        assert batch["t"][:, 0].tolist() == [4, 8]
+
+
+def test_write_replaces_values_at_sampled_positions():
+    buffer = ReplayBuffer(capacity=50, num_streams=2, seed=0)
+    fill(buffer, 20, streams=2)
+    stream, rows = buffer.sample_positions(1, 6)
+    buffer.write((stream, rows[:, 1:]), {"t": np.full((1, 5), -1, np.int64)})
+    again = buffer.gather((stream, rows))
+    assert np.all(again["t"][:, 1:] == -1) and np.all(again["t"][:, 0] >= 0)
+    assert (buffer.data["t"] == -1).sum() == 5  # nothing else changed

@@ -19,16 +19,18 @@ class ActorCritic(nn.Module):
     def __init__(self, feature_dim: int, action_dim: int, discrete: bool, model: DictConfig, ac: DictConfig):
         super().__init__()
         self.discrete, self.ac = discrete, ac
-        self.actor = MLP(feature_dim, ac.layers, model.units, action_dim if discrete else 2 * action_dim)
-        self.critic = MLP(feature_dim, ac.layers, model.units, model.bins, out_scale=0.0)
+        # Official ``policy.outscale: 0.01``: the first policy is centred (mean ~0) with std near its maximum.
+        self.actor = MLP(feature_dim, ac.layers, model.units, action_dim if discrete else 2 * action_dim,
+                         outscale=ac.policy_outscale)
+        self.critic = MLP(feature_dim, ac.layers, model.units, model.bins, outscale=0.0)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.return_norm = PercentileNormalizer(ac.retnorm_rate, ac.retnorm_limit)
         self.discount = 1.0 - 1.0 / ac.horizon
 
     def policy(self, feat: torch.Tensor) -> OneHotCategorical | BoundedNormal:
         out = self.actor(feat)
-        if self.discrete:
-            return OneHotCategorical(out, self.ac.unimix)
+        if self.discrete:  # official ``categorical`` policy head: no unimix (only one-hot latents mix)
+            return OneHotCategorical(out)
         mean, raw_std = out.chunk(2, -1)
         return BoundedNormal(mean, raw_std, self.ac.min_std, self.ac.max_std)
 

@@ -72,6 +72,11 @@ class Agent(nn.Module):
             cache = self.world_model.encoder.cache(torch.as_tensor(images, device=self.device))
         return cache.to(torch.float16).cpu().numpy()
 
+    @torch.no_grad()
+    def replay_latent(self, latent: RSSMState) -> dict[str, np.ndarray]:
+        """The posterior latent replay stores beside a step (``replay_context``), as numpy."""
+        return {k: v.cpu().numpy() for k, v in self.world_model.rssm.replay_entry(latent).items()}
+
     def initial_state(self, batch: int) -> tuple[RSSMState, torch.Tensor]:
         return (self.world_model.rssm.initial(batch, self.device),
                 torch.zeros(batch, self.action_dim, device=self.device))
@@ -93,19 +98,30 @@ class Agent(nn.Module):
         return action.cpu().numpy(), (latent, action)
 
     # ---------------------------------------------------------------- learning
-    def train_step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        """One update of world model, actor and critic from a replay batch ``[B, T, ...]``."""
+    def train_step(self, batch: dict[str, np.ndarray]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """One update of world model, actor and critic from a replay batch ``[B, T, ...]``.
+
+        With replay context (the batch holds ``latent_*`` keys and is ``T + 1`` long), the RSSM starts from the
+        latent stored with the first step and learns on the other T, as DreamerV3's ``replay_context: 1``.
+        Returns the metrics and the T posterior latents to write back to replay (empty without context).
+        """
         data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        context = None
+        if "latent_deter" in data:
+            context = self.world_model.rssm.state_from_entry(data.pop("latent_deter")[:, 0],
+                                                              data.pop("latent_stoch")[:, 0])
+            data = {k: v[:, 1:] for k, v in data.items()}
         data["action"] = data["action"].float()
         data["reward"] = data["reward"].float()
         self.train()
         with autocast(self.device, self.cfg.precision):
-            wm_losses, post = self.world_model.loss(data)
+            wm_losses, post = self.world_model.loss(data, context)
             start = post.map(lambda x: x.detach().reshape(-1, *x.shape[2:]))
             ac_losses, returns, metrics = self.actor_critic.imagination_loss(
                 self.world_model, start, data["is_terminal"].reshape(-1))
             bootstrap = returns[:, 0].reshape(data["reward"].shape)
-            ac_losses["repval"] = self.actor_critic.replay_value_loss(post.feature().detach(), data, bootstrap)
+            # Official ``repval_grad: True``: the replay-value loss also shapes the world model's features.
+            ac_losses["repval"] = self.actor_critic.replay_value_loss(post.feature(), data, bootstrap)
         losses = {**wm_losses, **ac_losses}
         total = sum(self.scales[k] * v.mean() for k, v in losses.items())
         self.optimizer.zero_grad(set_to_none=True)
@@ -115,7 +131,7 @@ class Agent(nn.Module):
         out = {f"loss/{k}": v.mean().item() for k, v in losses.items()}
         out["loss/total"] = total.item()
         out.update({f"train/{k}": float(v.detach()) for k, v in metrics.items()})
-        return out
+        return out, (self.replay_latent(post) if context is not None else {})
 
     # ---------------------------------------------------------------- persistence
     def checkpoint_state(self) -> dict:

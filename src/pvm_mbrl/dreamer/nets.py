@@ -10,18 +10,20 @@ from torch import nn
 NORM_EPS = 1e-4
 
 
-def init_fan_in_(weight: torch.Tensor, fan_in: int, scale: float = 1.0) -> None:
-    """Truncated normal with variance scale / fan_in (DreamerV3's ``trunc_normal_in``)."""
-    if scale == 0.0:
+def init_fan_in_(weight: torch.Tensor, fan_in: int, outscale: float = 1.0) -> None:
+    """Truncated normal with std ``outscale / sqrt(fan_in)`` (DreamerV3's ``trunc_normal_in`` times its
+    ``outscale``, which scales the standard deviation: the policy's 0.01 is a variance of 1e-4 / fan_in)."""
+    if outscale == 0.0:
         nn.init.zeros_(weight)
         return
-    std = math.sqrt(scale / fan_in) / 0.87962566103423978  # std of a unit normal truncated at +-2
+    std = outscale / math.sqrt(fan_in) / 0.87962566103423978  # std of a unit normal truncated at +-2
     nn.init.trunc_normal_(weight, 0.0, std, -2 * std, 2 * std)
 
 
-def linear(in_features: int, out_features: int, scale: float = 1.0, bias: bool = True) -> nn.Linear:
+def linear(in_features: int, out_features: int, outscale: float = 1.0, bias: bool = True) -> nn.Linear:
+    """DreamerV3's ``Linear``: fan-in truncated normal weights, zero bias (official layers all have one)."""
     layer = nn.Linear(in_features, out_features, bias=bias)
-    init_fan_in_(layer.weight, in_features, scale)
+    init_fan_in_(layer.weight, in_features, outscale)
     if bias:
         nn.init.zeros_(layer.bias)
     return layer
@@ -39,7 +41,7 @@ class NormAct(nn.Sequential):
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__(
-            linear(in_features, out_features, bias=False),
+            linear(in_features, out_features),
             RMSNorm(out_features, eps=NORM_EPS),
             nn.SiLU(),
         )
@@ -49,19 +51,20 @@ class MLP(nn.Sequential):
     """``layers`` hidden NormAct layers of ``units``, optionally followed by a linear output."""
 
     def __init__(self, in_features: int, layers: int, units: int, out_features: int | None = None,
-                 out_scale: float = 1.0):
+                 outscale: float = 1.0):
         modules: list[nn.Module] = []
         for i in range(layers):
             modules.append(NormAct(in_features if i == 0 else units, units))
         if out_features is not None:
-            modules.append(linear(units if layers else in_features, out_features, scale=out_scale))
+            modules.append(linear(units if layers else in_features, out_features, outscale=outscale))
         super().__init__(*modules)
 
 
 class BlockLinear(nn.Module):
     """Block-diagonal linear layer: ``blocks`` independent linear maps on equal slices of the input.
 
-    Cuts the GRU's parameters and FLOPs by ``blocks`` while keeping a large recurrent state.
+    Cuts the GRU's parameters and FLOPs by ``blocks`` while keeping a large recurrent state. Initialised as
+    DreamerV3's: the fan-in is the whole input (``Initializer.compute_fans`` of a 3-D kernel), not one block's.
     """
 
     def __init__(self, in_features: int, out_features: int, blocks: int, bias: bool = True):
@@ -70,7 +73,7 @@ class BlockLinear(nn.Module):
             raise ValueError(f"features ({in_features}, {out_features}) must divide into {blocks} blocks")
         self.blocks = blocks
         self.weight = nn.Parameter(torch.empty(blocks, in_features // blocks, out_features // blocks))
-        init_fan_in_(self.weight, in_features // blocks)
+        init_fan_in_(self.weight, in_features)
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,7 +89,15 @@ class ChannelRMSNorm(RMSNorm):
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
-def conv_norm_act(in_channels: int, out_channels: int, kernel: int = 5) -> nn.Sequential:
-    conv = nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False)
-    init_fan_in_(conv.weight, in_channels * kernel * kernel)
-    return nn.Sequential(conv, ChannelRMSNorm(out_channels, eps=NORM_EPS), nn.SiLU())
+def conv2d(in_channels: int, out_channels: int, kernel: int, stride: int = 1, transposed: bool = False,
+           ) -> nn.Conv2d | nn.ConvTranspose2d:
+    """DreamerV3's ``Conv2D``: 'same' padding, fan-in truncated normal weights, zero bias."""
+    if transposed:  # each output pixel of a stride-2, 4x4 transposed conv sees 2x2 taps per input channel
+        conv = nn.ConvTranspose2d(in_channels, out_channels, kernel, stride=stride, padding=(kernel - stride) // 2)
+        fan_in = in_channels * (kernel // stride) ** 2
+    else:
+        conv = nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=(kernel - stride + 1) // 2)
+        fan_in = in_channels * kernel * kernel
+    init_fan_in_(conv.weight, fan_in)
+    nn.init.zeros_(conv.bias)
+    return conv

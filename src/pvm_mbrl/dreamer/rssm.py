@@ -44,13 +44,13 @@ class RSSM(nn.Module):
         self.in_stoch = NormAct(stoch * classes, hidden)
         self.in_action = NormAct(action_dim, hidden)
         group_in = deter // blocks + 3 * hidden
-        self.hidden_layer = nn.Sequential(BlockLinear(group_in * blocks, deter, blocks, bias=False),
+        self.hidden_layer = nn.Sequential(BlockLinear(group_in * blocks, deter, blocks),
                                           RMSNorm(deter, eps=NORM_EPS), nn.SiLU())
         self.gru = BlockLinear(deter, 3 * deter, blocks)
         self.prior_net = MLP(deter, 2, hidden, stoch * classes)
-        # The posterior's first layer reads concat(deter, embed); split into two linear maps so the (large,
-        # e.g. 98k-dim ViT tokens) embed part runs once over all time steps instead of inside the loop.
-        self.post_deter = linear(deter, hidden, bias=False)
+        # The posterior's first layer reads concat(deter, embed); split into two linear maps (one carries the
+        # bias) so the (large, e.g. 98k-dim ViT tokens) embed part runs once over all time steps, not in the loop.
+        self.post_deter = linear(deter, hidden)
         self.post_embed = linear(embed_dim, hidden, bias=False)
         for layer in (self.post_deter, self.post_embed):
             init_fan_in_(layer.weight, deter + embed_dim)
@@ -60,6 +60,16 @@ class RSSM(nn.Module):
         deter = torch.zeros(batch, self.deter_dim, device=device)
         stoch = torch.zeros(batch, self.stoch_dim, self.classes, device=device)
         return RSSMState(deter, stoch, torch.zeros_like(stoch))
+
+    def replay_entry(self, state: RSSMState) -> dict[str, torch.Tensor]:
+        """What replay stores of a posterior state (DreamerV3's ``replay_context``): deter, and the stochastic
+        latent as class indices (one byte per latent instead of ``classes`` floats)."""
+        return {"latent_deter": state.deter.to(torch.float16), "latent_stoch": state.stoch.argmax(-1).to(torch.uint8)}
+
+    def state_from_entry(self, deter: torch.Tensor, stoch_index: torch.Tensor) -> RSSMState:
+        """The state a stored :meth:`replay_entry` stands for (its logits are not stored: zeros)."""
+        stoch = nn.functional.one_hot(stoch_index.long(), self.classes).float()
+        return RSSMState(deter.float(), stoch, torch.zeros_like(stoch))
 
     def _dist(self, logits: torch.Tensor) -> OneHotCategorical:
         return OneHotCategorical(logits.reshape(*logits.shape[:-1], self.stoch_dim, self.classes), self.unimix)

@@ -28,15 +28,17 @@ class WorldModel(nn.Module):
         self.vector_dims = dict(vector_dims or {})
         vector_total = sum(self.vector_dims.values())
         self.vector_encoder = MLP(vector_total, 3, model.units) if vector_total else None
-        # Every encoder's flattened features enter the posterior through norm + SiLU, as the paper's code does.
-        self.feature_norm = nn.Sequential(RMSNorm(encoder.feature_dim, eps=NORM_EPS), nn.SiLU())
+        # Pre-trained features enter the posterior through norm + SiLU, as the paper's code does; the CNN's directly.
+        self.feature_norm = (nn.Sequential(RMSNorm(encoder.feature_dim, eps=NORM_EPS), nn.SiLU())
+                             if encoder.features_need_norm else nn.Identity())
         embed_dim = encoder.feature_dim + (model.units if vector_total else 0)
         self.rssm = RSSM(embed_dim, action_dim, model.deter, model.hidden, model.stoch, model.classes,
                          model.blocks, model.unimix, model.free_nats)
         feat = self.rssm.feature_dim
-        self.image_decoder = CNNDecoder(feat, decoder_size, model.depth, model.get("cnn_downsample", "pool"))
+        self.image_decoder = CNNDecoder(model.deter, model.stoch * model.classes, model.units, decoder_size,
+                                        model.depth, model.get("cnn_downsample", "pool"))
         self.vector_decoder = MLP(feat, 3, model.units, vector_total) if vector_total else None
-        self.reward_head = MLP(feat, 1, model.units, model.bins, out_scale=0.0)
+        self.reward_head = MLP(feat, 1, model.units, model.bins, outscale=0.0)
         self.continue_head = MLP(feat, 1, model.units, 1)
         self.decoder_size = decoder_size
 

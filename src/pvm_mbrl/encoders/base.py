@@ -19,6 +19,10 @@ class ImageEncoder(nn.Module, ABC):
     so the agent can build one optimiser over world model, actor, critic and encoder.
     """
 
+    # Whether the flattened features enter the posterior through RMSNorm + SiLU (the paper's code does this
+    # for pre-trained models; DreamerV3's CNN ends in its own norm + SiLU and needs none).
+    features_need_norm = True
+
     def __init__(self, image_size: int):
         super().__init__()
         self.check_image_size(image_size)

@@ -1,9 +1,12 @@
 """DreamerV3's convolutional encoder and image decoder (the from-scratch baseline).
 
-``downsample="pool"`` (official 2024-25 configs): per stage a 5x5 stride-1 convolution (RMSNorm + SiLU)
-then a 2x2 max-pool; the decoder mirrors it with nearest-neighbour up-sampling + 5x5 convolutions.
-``downsample="stride"`` (DreamerV3's 2023 paper): 4x4 stride-2 convolutions and transposed convolutions,
-~6x cheaper on a CPU because no full-resolution activation is kept; the ``cpu`` preset uses it.
+``downsample="pool"`` (official 2024-25 configs): per stage a 5x5 stride-1 convolution, a 2x2 max-pool, then
+RMSNorm + SiLU at the pooled resolution; the decoder mirrors it with nearest-neighbour up-sampling + 5x5
+convolutions. ``downsample="stride"`` (DreamerV3's 2023 paper): 4x4 stride-2 convolutions and transposed
+convolutions, ~6x cheaper on a CPU because no full-resolution activation is kept; the ``cpu`` preset uses it.
+The encoder's flattened map enters the posterior directly (no extra norm), as DreamerV3's tokens do. The
+decoder first projects the model state as DreamerV3's ``bspace`` decoder does: a block-diagonal linear map
+of the deterministic state plus an MLP of the stochastic one, summed, then RMSNorm + SiLU.
 Channels are depth x (2, 3, 4, 4), repeating the last multiplier for extra stages. Stages are added until
 the map is 4-7 pixels wide: 64^2 uses four stages (4x4), 128^2 five (4x4, the paper's extra stage), 224^2
 five (7x7). The decoder's output size is set independently of the encoder.
@@ -15,10 +18,11 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from pvm_mbrl.dreamer.nets import NORM_EPS, ChannelRMSNorm, conv_norm_act, init_fan_in_, linear
+from pvm_mbrl.dreamer.nets import NORM_EPS, BlockLinear, ChannelRMSNorm, NormAct, conv2d, linear
 from pvm_mbrl.encoders.base import ImageEncoder
 
 CHANNEL_MULTS = (2, 3, 4, 4)
+DECODER_SPACE_BLOCKS = 8  # DreamerV3's ``dec.simple.bspace``
 MIN_RES, MAX_RES = 4, 7
 DOWNSAMPLE_MODES = ("pool", "stride")
 
@@ -48,26 +52,20 @@ def check_downsample(mode: str) -> None:
 
 
 def down_stage(in_channels: int, out_channels: int, mode: str) -> nn.Module:
-    """One encoder stage that halves the resolution."""
+    """One encoder stage that halves the resolution; norm and activation run at the halved resolution."""
     if mode == "pool":
-        return nn.Sequential(conv_norm_act(in_channels, out_channels), nn.MaxPool2d(2))
-    conv = nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1, bias=False)
-    init_fan_in_(conv.weight, in_channels * 16)
-    return nn.Sequential(conv, ChannelRMSNorm(out_channels, eps=NORM_EPS), nn.SiLU())
+        downsample = [conv2d(in_channels, out_channels, 5), nn.MaxPool2d(2)]
+    else:
+        downsample = [conv2d(in_channels, out_channels, 4, stride=2)]
+    return nn.Sequential(*downsample, ChannelRMSNorm(out_channels, eps=NORM_EPS), nn.SiLU())
 
 
 def up_stage(in_channels: int, out_channels: int, mode: str, last: bool = False) -> nn.Module:
     """One decoder stage that doubles the resolution; the last one outputs raw RGB without norm."""
     if mode == "pool":
-        conv = nn.Conv2d(in_channels, out_channels, 5, padding=2, bias=last)
-        fan_in = in_channels * 25
+        layers = [nn.Upsample(scale_factor=2, mode="nearest"), conv2d(in_channels, out_channels, 5)]
     else:
-        conv = nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=last)
-        fan_in = in_channels * 4  # each output pixel sees 2x2 kernel taps per input channel
-    init_fan_in_(conv.weight, fan_in)
-    if last:
-        nn.init.zeros_(conv.bias)
-    layers = [nn.Upsample(scale_factor=2, mode="nearest"), conv] if mode == "pool" else [conv]
+        layers = [conv2d(in_channels, out_channels, 4, stride=2, transposed=True)]
     if not last:
         layers += [ChannelRMSNorm(out_channels, eps=NORM_EPS), nn.SiLU()]
     return nn.Sequential(*layers)
@@ -80,6 +78,8 @@ def preprocess_pixels(pixels: torch.Tensor) -> torch.Tensor:
 
 class CNNEncoder(ImageEncoder):
     """DreamerV3's CNN trained from scratch; features are the flattened final map."""
+
+    features_need_norm = False  # its last stage ends in RMSNorm + SiLU already
 
     def __init__(self, image_size: int = 64, depth: int = 32, downsample: str = "pool"):
         super().__init__(image_size)
@@ -108,18 +108,45 @@ class CNNEncoder(ImageEncoder):
         return x.reshape(*pixels.shape[:-3], *self._out_shape)
 
 
-class CNNDecoder(nn.Module):
-    """Reconstructs ``[N, out_size, out_size, 3]`` images in [0, 1] from latent features."""
+class StateToMap(nn.Module):
+    """DreamerV3's decoder input (``bspace``): the model state ``[deter, stoch]`` to the first feature map.
 
-    def __init__(self, in_features: int, out_size: int = 64, depth: int = 32, downsample: str = "pool"):
+    A block-diagonal linear map of the deterministic state (block g fills channel group g) plus a two-layer
+    MLP of the stochastic state, summed, then RMSNorm + SiLU over channels.
+    """
+
+    def __init__(self, deter: int, stoch: int, units: int, channels: int, resolution: int,
+                 blocks: int = DECODER_SPACE_BLOCKS):
+        super().__init__()
+        if channels % blocks:
+            raise ValueError(f"decoder channels {channels} must divide into {blocks} blocks")
+        self.deter, self.blocks, self.shape = deter, blocks, (channels, resolution, resolution)
+        size = channels * resolution**2
+        self.from_deter = BlockLinear(deter, size, blocks)
+        self.from_stoch = nn.Sequential(NormAct(stoch, 2 * units), linear(2 * units, size))
+        self.norm_act = nn.Sequential(ChannelRMSNorm(channels, eps=NORM_EPS), nn.SiLU())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        deter, stoch = features[:, : self.deter], features[:, self.deter:]
+        channels, height, width = self.shape
+        x0 = self.from_deter(deter).reshape(-1, self.blocks, height, width, channels // self.blocks)
+        x0 = x0.permute(0, 1, 4, 2, 3).reshape(-1, channels, height, width)
+        x1 = self.from_stoch(stoch).reshape(-1, channels, height, width)
+        return self.norm_act(x0 + x1)
+
+
+class CNNDecoder(nn.Module):
+    """Reconstructs ``[N, out_size, out_size, 3]`` images in [0, 1] from model states ``[deter, stoch]``."""
+
+    def __init__(self, deter: int, stoch: int, units: int, out_size: int = 64, depth: int = 32,
+                 downsample: str = "pool"):
         super().__init__()
         check_downsample(downsample)
         self.out_size = out_size
         stages = cnn_stages(out_size)
         channels = cnn_channels(depth, stages)
         self.min_res = out_size >> stages
-        self.project = linear(in_features, channels[-1] * self.min_res**2)
-        self.start_channels = channels[-1]
+        self.project = StateToMap(deter, stoch, units, channels[-1], self.min_res)
         outs = channels[::-1][1:] + [3]
         self.layers = nn.Sequential(*(
             up_stage(c_in, c_out, downsample, last=i == stages - 1)
@@ -128,7 +155,5 @@ class CNNDecoder(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         lead = features.shape[:-1]
-        x = self.project(features.reshape(-1, features.shape[-1]))
-        x = x.reshape(-1, self.start_channels, self.min_res, self.min_res)
-        x = self.layers(x)
+        x = self.layers(self.project(features.reshape(-1, features.shape[-1])))
         return torch.sigmoid(x.float()).permute(0, 2, 3, 1).reshape(*lead, self.out_size, self.out_size, 3)

@@ -5,6 +5,11 @@ are contiguous in time. Chunks may cross episode boundaries: ``is_first`` resets
 sequence, as in DreamerV3. Finished steps are written as ``.npz`` chunk files (atomically, then never
 changed), so saving replay with a checkpoint costs only the steps since the last save.
 
+With ``online_length`` set, replay also keeps DreamerV3's online queue: every new, non-overlapping segment of
+that many steps of a stream is queued when complete and trained on once, ahead of the uniform samples.
+Training may write values back into sampled rows (:meth:`write`): DreamerV3's replay context stores each
+step's posterior latent and refreshes it with the one computed in training.
+
 ``storage="disk"`` keeps the ring itself in memory-mapped files (``<directory>/ring/``), so a replay larger
 than RAM (1M steps of ViT tokens) costs disk, with the OS page cache holding what sampling touches.
 """
@@ -28,7 +33,7 @@ def save_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 class ReplayBuffer:
     def __init__(self, capacity: int, num_streams: int = 1, directory: str | Path | None = None,
-                 chunk_size: int = 1024, seed: int = 0, storage: str = "memory"):
+                 chunk_size: int = 1024, seed: int = 0, storage: str = "memory", online_length: int = 0):
         if capacity < num_streams:
             raise ValueError(f"replay capacity {capacity} must be >= the number of envs ({num_streams})")
         if storage not in STORAGE_MODES or (storage == "disk" and directory is None):
@@ -44,6 +49,8 @@ class ReplayBuffer:
         self.data: dict[str, np.ndarray] = {}
         self.totals = np.zeros(num_streams, np.int64)  # steps ever added per stream
         self.saved = np.zeros(num_streams, np.int64)  # steps per stream already in chunk files
+        self.online_length = online_length
+        self.online_queue: list[tuple[int, int]] = []  # (stream, total at the segment's end), oldest first
 
     # ---------------------------------------------------------------- adding
     def _allocate(self, step: dict[str, np.ndarray]) -> None:
@@ -67,6 +74,9 @@ class ReplayBuffer:
         for key, value in step.items():
             self.data[key][streams, rows] = value
         self.totals += 1
+        if self.online_length:
+            for stream in np.flatnonzero(self.totals % self.online_length == 0):
+                self.online_queue.append((int(stream), int(self.totals[stream])))
         if self.directory is not None and (self.totals - self.saved).max() >= self.chunk_size:
             self.save()
 
@@ -80,17 +90,51 @@ class ReplayBuffer:
 
     # ---------------------------------------------------------------- sampling
     def sample(self, batch_size: int, length: int) -> dict[str, np.ndarray]:
-        """Uniformly sample ``batch_size`` contiguous chunks of ``length`` steps from all streams."""
+        """``batch_size`` contiguous chunks of ``length`` steps (see :meth:`sample_positions`)."""
+        return self.gather(self.sample_positions(batch_size, length))
+
+    def sample_positions(self, batch_size: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Where ``batch_size`` chunks of ``length`` steps lie: ``(stream [B], row [B, length])``.
+
+        Queued online segments come first (when ``length`` is the online length); the rest are uniform over
+        every start position of every stream.
+        """
         stored = np.minimum(self.totals, self.stream_capacity)
         starts_per_stream = np.maximum(stored - length + 1, 0)
         if starts_per_stream.sum() == 0:
             raise ValueError(f"replay holds {len(self)} steps, fewer than one sequence of length {length}")
-        flat = self.rng.integers(0, starts_per_stream.sum(), batch_size)
+        ends = self._pop_online(batch_size) if length == self.online_length else []
+        flat = self.rng.integers(0, starts_per_stream.sum(), batch_size - len(ends))
         stream = np.searchsorted(np.cumsum(starts_per_stream), flat, side="right")
         offset = flat - (np.cumsum(starts_per_stream) - starts_per_stream)[stream]
-        oldest = self.totals[stream] - stored[stream]
-        rows = (oldest[:, None] + offset[:, None] + np.arange(length)) % self.stream_capacity
+        first = self.totals[stream] - stored[stream] + offset  # total index of each chunk's first step
+        if ends:
+            online_stream, online_end = np.asarray(ends, np.int64).T
+            stream, first = np.concatenate([online_stream, stream]), np.concatenate([online_end - length, first])
+        rows = (first[:, None] + np.arange(length)) % self.stream_capacity
+        return stream, rows
+
+    def _pop_online(self, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` queued segments that are still whole in the ring, oldest first."""
+        taken = []
+        while self.online_queue and len(taken) < limit:
+            stream, end = self.online_queue.pop(0)
+            if end - self.online_length >= self.totals[stream] - self.stream_capacity:
+                taken.append((stream, end))
+        return taken
+
+    def gather(self, positions: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+        stream, rows = positions
         return {k: v[stream[:, None], rows] for k, v in self.data.items()}
+
+    def write(self, positions: tuple[np.ndarray, np.ndarray], values: dict[str, np.ndarray]) -> None:
+        """Overwrite stored keys at sampled positions (values ``[B, length, ...]``).
+
+        Rows already written to chunk files keep their saved values there; a resumed run reads those.
+        """
+        stream, rows = positions
+        for key, value in values.items():
+            self.data[key][stream[:, None], rows] = value
 
     # ---------------------------------------------------------------- persistence
     def _stream_slice(self, stream: int, start: int, end: int) -> dict[str, np.ndarray]:
@@ -147,8 +191,10 @@ class ReplayBuffer:
         self.saved = self.totals.copy()
 
     def state(self) -> dict:
-        return {"totals": self.totals.tolist(), "rng": self.rng.bit_generator.state}
+        return {"totals": self.totals.tolist(), "rng": self.rng.bit_generator.state,
+                "online_queue": list(self.online_queue)}
 
     def load_state(self, state: dict) -> None:
         self.load(state["totals"])
         self.rng.bit_generator.state = state["rng"]
+        self.online_queue = [tuple(entry) for entry in state.get("online_queue", [])]

@@ -58,6 +58,9 @@ def validate_config(cfg: DictConfig) -> None:
     for key in ("train_ratio", "prefill", "threads", "time_limit_minutes"):
         _require(isinstance(cfg[key], int | float) and cfg[key] >= 0,
                  f"{key} must be a number >= 0, got {cfg[key]!r}")
+    _require(cfg.replay_context in (0, 1), f"replay_context must be 0 or 1, got {cfg.replay_context!r}")
+    _require(cfg.model.classes <= 256, f"model.classes must be <= 256 (replay stores latents as bytes), "
+             f"got {cfg.model.classes!r}")
     _require(cfg.replay_storage in ("memory", "disk"),
              f"replay_storage must be 'memory' or 'disk', got {cfg.replay_storage!r}")
     _require(cfg.precision in ("bf16", "fp32"), f"precision must be 'bf16' or 'fp32', got {cfg.precision!r}")

@@ -105,7 +105,7 @@ class Trainer:
         action_dim, discrete = action_info(self.action_space)
         self.agent = Agent(cfg, self.obs_info, action_dim, discrete, self.device)
         self.replay = ReplayBuffer(cfg.replay_capacity, cfg.env.num_envs, self.run_dir / "replay",
-                                   seed=cfg.seed, storage=cfg.replay_storage)
+                                   seed=cfg.seed, storage=cfg.replay_storage, online_length=self.sequence_length)
         retain_freed_memory()
         self.action_rng = np.random.default_rng(cfg.seed)
         self.env_steps = self.updates = self.episodes = 0
@@ -128,6 +128,19 @@ class Trainer:
     @property
     def action_repeat(self) -> int:
         return int(self.cfg.env.action_repeat)
+
+    @property
+    def sequence_length(self) -> int:
+        """Steps a replayed sequence holds: the batch length plus the replay-context step before it."""
+        return int(self.cfg.batch_length + self.cfg.replay_context)
+
+    def update(self) -> dict[str, float]:
+        """One training update on a replay batch; the posteriors it computed go back into replay."""
+        stream, rows = self.replay.sample_positions(self.cfg.batch_size, self.sequence_length)
+        metrics, latents = self.agent.train_step(self.replay.gather((stream, rows)))
+        if latents:
+            self.replay.write((stream, rows[:, self.cfg.replay_context:]), latents)
+        return metrics
 
     def checkpoint(self, state: str) -> None:
         self.replay.save()  # chunk files first: the checkpoint then never points at missing replay
@@ -208,17 +221,20 @@ class Trainer:
                 if self.agent.caches_features:  # computed once here, so updates never run the frozen encoder
                     obs = {**obs, "encoder_cache": self.agent.encoder_cache(obs["image"]),
                            "image": self.agent.replay_image(obs["image"])}  # kept only as the decoder's target
+                # The policy reads obs first: replay stores the posterior it formed beside the step.
+                next_action, agent_state = self.agent.act({**obs, "is_first": is_first}, agent_state)
+                if self.env_steps < cfg.prefill:
+                    next_action = random_actions(self.action_space, n, self.action_rng)
+                    agent_state = (agent_state[0], torch.as_tensor(next_action, device=self.agent.device))
+                latent = self.agent.replay_latent(agent_state[0]) if cfg.replay_context else {}
                 self.replay.add({**obs, "action": action, "reward": reward, "is_first": is_first,
-                                 "is_last": is_last, "is_terminal": is_terminal})
+                                 "is_last": is_last, "is_terminal": is_terminal, **latent})
                 if not announced_replay:
                     announced_replay = True
                     capacity_gib = self.replay.bytes_per_step * cfg.replay_capacity / 2**30
                     print(f"[train] replay: {self.replay.bytes_per_step:,} bytes per step, {capacity_gib:.2f} GiB "
                           f"at capacity {cfg.replay_capacity:,}", flush=True)
-                if self.env_steps < cfg.prefill:
-                    action = random_actions(self.action_space, n, self.action_rng)
-                else:
-                    action, agent_state = self.agent.act({**obs, "is_first": is_first}, agent_state)
+                action = next_action
                 obs, reward, terminated, truncated, _ = venv.step(to_env_action(action, self.agent.discrete))
                 reward = reward.astype(np.float32)
                 is_first, is_last, is_terminal = is_last, terminated | truncated, terminated
@@ -229,10 +245,12 @@ class Trainer:
                     self.episodes += 1
                     tracker.add({"episode/return": episode_return[i], "episode/length": episode_length[i]})
 
-                if self.env_steps >= cfg.prefill and self.replay.totals.max() >= cfg.batch_length:
+                # DreamerV3 starts training once replay holds batch_size x batch_length steps.
+                if self.env_steps >= cfg.prefill and len(self.replay) >= max(
+                        cfg.batch_size * cfg.batch_length, self.sequence_length):
                     self.updates_owed += n * updates_per_step
                     while self.updates_owed >= 1.0:
-                        tracker.add(self.agent.train_step(self.replay.sample(cfg.batch_size, cfg.batch_length)))
+                        tracker.add(self.update())
                         self.updates_owed -= 1.0
                         self.updates += 1
 
