@@ -23,3 +23,37 @@ def test_laprop_first_step_moves_by_lr_times_sign():
     optimiser.step()
     # bias-corrected: v_hat = g^2, m_hat = g / |g| -> step = lr * sign(g)
     assert torch.allclose(param.detach(), torch.tensor([0.9, -1.9, 3.0]))
+
+
+def reference_laprop_step(params, states, lr, b1, b2, eps, agc, warmup):
+    """LaProp one tensor at a time (the textbook loop), to check the multi-tensor kernels against."""
+    for p, state in zip(params, states, strict=True):
+        grad = p.grad * agc_factor(p.grad.norm(), p.detach().norm(), agc) if agc else p.grad
+        state["t"] = state.get("t", 0) + 1
+        t = state["t"]
+        state["v"] = b2 * state.get("v", torch.zeros_like(p)) + (1 - b2) * grad**2
+        denom = (state["v"] / (1 - b2**t)).sqrt() + eps
+        state["m"] = b1 * state.get("m", torch.zeros_like(p)) + (1 - b1) * grad / denom
+        p.data -= warmup_lr(lr, t, warmup) / (1 - b1**t) * state["m"]
+
+
+def test_multi_tensor_step_matches_the_per_tensor_reference():
+    torch.manual_seed(0)
+    shapes = [(4, 3), (7,), (2, 2, 2)]
+    ours = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    optimiser = LaProp(ours, lr=1e-2, agc=0.3, warmup=3, eps=1e-8)
+    states = [{} for _ in ref]
+    for step in range(5):
+        grads = [torch.randn(s) * (10 if step == 2 else 1) for s in shapes]  # step 2 triggers the clipping
+        for p, q, g in zip(ours, ref, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        if step == 3:
+            ours[1].grad = ref[1].grad = None  # a parameter without a gradient keeps its own step count
+        optimiser.step()
+        reference_laprop_step([q for q in ref if q.grad is not None],
+                              [s for s, q in zip(states, ref, strict=True) if q.grad is not None],
+                              1e-2, 0.9, 0.999, 1e-8, 0.3, 3)
+    for p, q in zip(ours, ref, strict=True):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert optimiser.state[ours[1]]["step"] == 4 and optimiser.state[ours[0]]["step"] == 5

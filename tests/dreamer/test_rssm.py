@@ -11,11 +11,14 @@ def make_rssm():
 
 def test_observe_shapes_and_one_hot_latents():
     rssm = make_rssm()
-    post, prior = rssm.observe(torch.randn(2, 5, 10), torch.randn(2, 5, 2), torch.zeros(2, 5))
+    post, prior_logits = rssm.observe(torch.randn(2, 5, 10), torch.randn(2, 5, 2), torch.zeros(2, 5))
     assert post.deter.shape == (2, 5, 16) and post.stoch.shape == (2, 5, 4, 3)
     assert torch.all(post.stoch.detach().sum(-1) == 1)
     assert post.feature().shape == (2, 5, rssm.feature_dim) == (2, 5, 16 + 12)
-    assert torch.equal(post.deter, prior.deter)  # prior and posterior share the deterministic state
+    # The prior, computed after the loop on all steps, reads the posterior's deterministic states.
+    assert prior_logits.shape == (2, 5, 4, 3)
+    assert torch.allclose(prior_logits, rssm.prior_logits(post.deter))
+    assert torch.allclose(prior_logits.exp().sum(-1), torch.ones(2, 5, 4), atol=1e-5)
 
 
 def test_is_first_resets_the_state():
@@ -23,12 +26,12 @@ def test_is_first_resets_the_state():
     state = rssm.initial(1, "cpu")
     embed, action = torch.randn(1, 10), torch.randn(1, 2)
     torch.manual_seed(1)
-    fresh, _ = rssm.obs_step(state, action, embed, torch.ones(1))
+    fresh = rssm.obs_step(state, action, embed, torch.ones(1))
     warm = state
     for _ in range(3):
-        warm, _ = rssm.obs_step(warm, torch.randn(1, 2), torch.randn(1, 10), torch.zeros(1))
+        warm = rssm.obs_step(warm, torch.randn(1, 2), torch.randn(1, 10), torch.zeros(1))
     torch.manual_seed(1)
-    reset, _ = rssm.obs_step(warm, action, embed, torch.ones(1))
+    reset = rssm.obs_step(warm, action, embed, torch.ones(1))
     assert torch.allclose(reset.deter, fresh.deter) and torch.allclose(reset.logits, fresh.logits)
 
 
@@ -82,7 +85,32 @@ def test_observe_starts_from_a_given_context_state():
     context = context.map(lambda x: x[:, -1].detach())
     embed, action = torch.randn(2, 3, 10), torch.randn(2, 3, 2)
     post, _ = rssm.observe(embed, action, torch.zeros(2, 3), context)
-    expected = rssm._core(context.deter, context.stoch, action[:, 0])
+    expected = rssm._core(context.deter, context.stoch, rssm._project_action(action[:, 0]))
     assert torch.allclose(post.deter[:, 0], expected, atol=1e-6)
     cold, _ = rssm.observe(embed, action, torch.zeros(2, 3))
     assert not torch.allclose(cold.deter[:, 0], expected, atol=1e-3)
+
+
+def test_posterior_loop_matches_single_steps():
+    """``observe`` (projections hoisted out of the loop) gives the posteriors ``obs_step`` gives one at a time."""
+    rssm = make_rssm()
+    embed, action = torch.randn(2, 4, 10), torch.randn(2, 4, 2) * 2
+    is_first = torch.tensor([[1.0, 0, 0, 1], [1, 0, 0, 0]])
+    torch.manual_seed(3)
+    post, _ = rssm.observe(embed, action, is_first)
+    torch.manual_seed(3)
+    state = rssm.initial(2, "cpu")
+    for t in range(4):
+        state = rssm.obs_step(state, action[:, t], embed[:, t], is_first[:, t])
+        assert torch.allclose(state.deter, post.deter[:, t], atol=1e-6)
+        assert torch.allclose(state.logits, post.logits[:, t], atol=1e-6)
+
+
+def test_channel_rms_norm_equals_rms_norm_over_channels():
+    from pvm_mbrl.dreamer.nets import ChannelRMSNorm
+
+    norm = ChannelRMSNorm(6, eps=1e-4)
+    torch.nn.init.normal_(norm.weight)
+    x = torch.randn(2, 6, 5, 3)
+    expected = torch.nn.functional.rms_norm(x.permute(0, 2, 3, 1), (6,), norm.weight, 1e-4).permute(0, 3, 1, 2)
+    assert torch.allclose(norm(x), expected, atol=1e-5)

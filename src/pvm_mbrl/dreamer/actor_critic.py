@@ -58,11 +58,12 @@ class ActorCritic(nn.Module):
                          ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
         """Policy and value losses over imagined trajectories; also returns the lambda-returns."""
         feat, action = self.imagine(world_model, start)
+        value_dist = self.value(feat)  # once: its mean (no gradient) feeds the returns, its logits the loss
         with torch.no_grad():
             reward = world_model.reward(feat).mean()
             cont = world_model.cont(feat).mean()
             cont = torch.cat([1.0 - start_terminal.float().unsqueeze(1), cont[:, 1:]], 1)
-            value = self.value(feat).mean()
+            value = value_dist.mean()
             slow_value = self.value(feat, slow=True).mean()
             returns = lambda_returns(reward, cont, value, self.discount, self.ac.lam)
             weight = torch.cumprod(self.discount * cont, 1) / self.discount
@@ -71,7 +72,7 @@ class ActorCritic(nn.Module):
         policy = self.policy(feat[:, :-1])
         entropy = policy.entropy()
         policy_loss = -(policy.log_prob(action[:, :-1]) * advantage + self.ac.entropy * entropy)
-        value_dist = self.value(feat[:, :-1])
+        value_dist = SymexpTwoHot(value_dist.logits[:, :-1])
         value_loss = value_dist.loss(returns) + self.ac.slowreg * value_dist.loss(slow_value[:, :-1])
         losses = {"policy": weight[:, :-1] * policy_loss, "value": weight[:, :-1] * value_loss}
         metrics = {"imag_return": returns.mean(), "policy_entropy": entropy.mean(),
@@ -92,5 +93,4 @@ class ActorCritic(nn.Module):
 
     @torch.no_grad()
     def update_slow_critic(self) -> None:
-        for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):
-            slow.lerp_(fast, self.ac.slow_rate)
+        torch._foreach_lerp_(list(self.slow_critic.parameters()), list(self.critic.parameters()), self.ac.slow_rate)

@@ -89,7 +89,7 @@ class Agent(nn.Module):
         data = {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
         with autocast(self.device, self.cfg.precision):
             embed = self.world_model.embed(data)
-            latent, _ = self.world_model.rssm.obs_step(latent, prev_action, embed, data["is_first"])
+            latent = self.world_model.rssm.obs_step(latent, prev_action, embed, data["is_first"])
             policy = self.actor_critic.policy(latent.feature())
             action = policy.mode() if greedy else policy.sample()
         action = action.float()
@@ -128,9 +128,11 @@ class Agent(nn.Module):
         total.backward()
         self.optimizer.step()
         self.actor_critic.update_slow_critic()
-        out = {f"loss/{k}": v.mean().item() for k, v in losses.items()}
-        out["loss/total"] = total.item()
-        out.update({f"train/{k}": float(v.detach()) for k, v in metrics.items()})
+        # One device-to-host transfer for every metric (each ``.item()`` would be a sync on CUDA).
+        names = [*(f"loss/{k}" for k in losses), "loss/total", *(f"train/{k}" for k in metrics)]
+        values = torch.stack([*(v.detach().mean().float() for v in losses.values()), total.detach().float(),
+                              *(v.detach().float() for v in metrics.values())]).tolist()
+        out = dict(zip(names, values, strict=True))
         return out, (self.replay_latent(post) if context is not None else {})
 
     # ---------------------------------------------------------------- persistence

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -78,13 +79,18 @@ class BoundedNormal:
         return (0.5 + 0.5 * math.log(2 * math.pi) + self.std.log()).sum(-1)
 
 
+@functools.cache
+def device_bins(num_bins: int, device: torch.device) -> torch.Tensor:
+    """:func:`symexp_bins` built once per count and device (heads are called many times an update)."""
+    return symexp_bins(num_bins).to(device)
+
+
 class SymexpTwoHot:
     """Reward and value distribution: categorical over symexp-spaced bins, two-hot cross-entropy loss."""
 
     def __init__(self, logits: torch.Tensor, bins: torch.Tensor | None = None):
         self.logits = logits.float()
-        self.bins = symexp_bins(logits.shape[-1]) if bins is None else bins
-        self.bins = self.bins.to(logits.device)
+        self.bins = device_bins(logits.shape[-1], logits.device) if bins is None else bins.to(logits.device)
 
     def mean(self) -> torch.Tensor:
         return two_hot_mean(F.softmax(self.logits, -1), self.bins)

@@ -31,22 +31,36 @@ class LaProp(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):  # noqa: D102
         for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad.float()
-                if group["agc"] > 0:
-                    grad = grad * agc_factor(grad.norm(), p.detach().float().norm(), group["agc"])
+            params = [p for p in group["params"] if p.grad is not None]
+            # Parameters that missed an update (no gradient then) have their own step count: step each cohort.
+            cohorts: dict[int, list[torch.Tensor]] = {}
+            for p in params:
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
                     state["m"] = torch.zeros_like(p, dtype=torch.float32)
                     state["v"] = torch.zeros_like(p, dtype=torch.float32)
                 state["step"] += 1
-                t = state["step"]
-                state["v"].mul_(b2).addcmul_(grad, grad, value=1 - b2)
-                denom = (state["v"] / (1 - b2**t)).sqrt_().add_(group["eps"])  # in place: one temporary
-                state["m"].mul_(b1).addcdiv_(grad, denom, value=1 - b1)
-                step_size = warmup_lr(group["lr"], t, group["warmup"]) / (1 - b1**t)
-                p.add_(state["m"].to(p.dtype), alpha=-step_size)
+                cohorts.setdefault(state["step"], []).append(p)
+            for t, cohort in cohorts.items():
+                self._step_cohort(group, cohort, t)
+
+    def _step_cohort(self, group: dict, params: list[torch.Tensor], t: int) -> None:
+        """One LaProp step for parameters at the same step count, with multi-tensor (``_foreach``) kernels."""
+        b1, b2 = group["betas"]
+        grads = [p.grad.float() for p in params]
+        if group["agc"] > 0:
+            factors = agc_factor(torch.stack(torch._foreach_norm(grads)),
+                                 torch.stack(torch._foreach_norm([p.float() for p in params])), group["agc"])
+            grads = torch._foreach_mul(grads, list(factors.unbind()))
+        ms = [self.state[p]["m"] for p in params]
+        vs = [self.state[p]["v"] for p in params]
+        torch._foreach_mul_(vs, b2)
+        torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
+        denom = torch._foreach_div(vs, 1 - b2**t)
+        torch._foreach_sqrt_(denom)
+        torch._foreach_add_(denom, group["eps"])
+        torch._foreach_mul_(ms, b1)
+        torch._foreach_addcdiv_(ms, grads, denom, value=1 - b1)
+        step_size = warmup_lr(group["lr"], t, group["warmup"]) / (1 - b1**t)
+        torch._foreach_add_(params, [m.to(p.dtype) for m, p in zip(ms, params, strict=True)], alpha=-step_size)

@@ -74,9 +74,12 @@ class RSSM(nn.Module):
     def _dist(self, logits: torch.Tensor) -> OneHotCategorical:
         return OneHotCategorical(logits.reshape(*logits.shape[:-1], self.stoch_dim, self.classes), self.unimix)
 
-    def _core(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        action = action / torch.clamp(action.abs(), min=1.0).detach()
-        x = torch.cat([self.in_deter(deter), self.in_stoch(stoch.flatten(-2)), self.in_action(action)], -1)
+    def _project_action(self, action: torch.Tensor) -> torch.Tensor:
+        """The core's action input: actions scaled into [-1, 1] (DreamerV3), then linear + norm + SiLU."""
+        return self.in_action(action / torch.clamp(action.abs(), min=1.0).detach())
+
+    def _core(self, deter: torch.Tensor, stoch: torch.Tensor, action_proj: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.in_deter(deter), self.in_stoch(stoch.flatten(-2)), action_proj], -1)
         g = self.blocks
         # Every block sees its slice of the deter plus the shared inputs.
         x = torch.cat([deter.reshape(-1, g, deter.shape[-1] // g).to(x.dtype),
@@ -88,41 +91,48 @@ class RSSM(nn.Module):
         update = torch.sigmoid(update - 1.0)
         return (update * cand + (1 - update) * deter).float()
 
+    def prior_logits(self, deter: torch.Tensor) -> torch.Tensor:
+        """The prior's normalised log-probs ``[..., stoch, classes]`` for deterministic states."""
+        return self._dist(self.prior_net(deter)).logits
+
     def img_step(self, state: RSSMState, action: torch.Tensor) -> RSSMState:
         """One step of the prior: predict the next state from the current one and an action."""
-        deter = self._core(state.deter, state.stoch, action)
+        deter = self._core(state.deter, state.stoch, self._project_action(action))
         dist = self._dist(self.prior_net(deter))
         return RSSMState(deter, dist.sample(), dist.logits)
 
     def obs_step(self, state: RSSMState, action: torch.Tensor, embed: torch.Tensor,
-                 is_first: torch.Tensor) -> tuple[RSSMState, RSSMState]:
-        """Posterior and prior after one step; ``is_first`` resets state and action to zero first."""
-        return self._obs_step(state, action, self.post_embed(embed), is_first)
-
-    def _obs_step(self, state: RSSMState, action: torch.Tensor, embed_proj: torch.Tensor,
-                  is_first: torch.Tensor) -> tuple[RSSMState, RSSMState]:
+                 is_first: torch.Tensor) -> RSSMState:
+        """The posterior after one step (acting); ``is_first`` resets state and action to zero first."""
         keep = (1.0 - is_first.float()).unsqueeze(-1)
-        state = RSSMState(state.deter * keep, state.stoch * keep.unsqueeze(-1), state.logits)
-        action = action * keep
-        deter = self._core(state.deter, state.stoch, action)
-        prior = self._dist(self.prior_net(deter))
+        return self._obs_step(state, self._project_action(action * keep), self.post_embed(embed), keep)
+
+    def _obs_step(self, state: RSSMState, action_proj: torch.Tensor, embed_proj: torch.Tensor,
+                  keep: torch.Tensor) -> RSSMState:
+        deter = self._core(state.deter * keep, state.stoch * keep.unsqueeze(-1), action_proj)
         post = self._dist(self.post_out(self.post_deter(deter) + embed_proj))
-        return RSSMState(deter, post.sample(), post.logits), RSSMState(deter, prior.sample(), prior.logits)
+        return RSSMState(deter, post.sample(), post.logits)
 
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
-                state: RSSMState | None = None) -> tuple[RSSMState, RSSMState]:
-        """Posterior and prior states for ``[batch, time]`` inputs; ``action[:, t]`` led to step t."""
-        state = state or self.initial(embed.shape[0], embed.device)
-        embed_proj = self.post_embed(embed)  # all time steps at once
-        posts, priors = [], []
-        for t in range(embed.shape[1]):
-            state, prior = self._obs_step(state, action[:, t], embed_proj[:, t], is_first[:, t])
-            posts.append(state)
-            priors.append(prior)
-        return RSSMState.stack(posts, 1), RSSMState.stack(priors, 1)
+                state: RSSMState | None = None) -> tuple[RSSMState, torch.Tensor]:
+        """Posterior states and prior log-probs for ``[batch, time]`` inputs; ``action[:, t]`` led to step t.
 
-    def kl_losses(self, post: RSSMState, prior: RSSMState) -> tuple[torch.Tensor, torch.Tensor]:
+        Only the recurrence runs step by step: the action and embedding projections run on all steps before
+        the loop, and the prior (needed only for the KL) on all deterministic states after it.
+        """
+        state = state or self.initial(embed.shape[0], embed.device)
+        keep = (1.0 - is_first.float()).unsqueeze(-1)
+        action_proj = self._project_action(action * keep)
+        embed_proj = self.post_embed(embed)
+        posts = []
+        for t in range(embed.shape[1]):
+            state = self._obs_step(state, action_proj[:, t], embed_proj[:, t], keep[:, t])
+            posts.append(state)
+        post = RSSMState.stack(posts, 1)
+        return post, self.prior_logits(post.deter)
+
+    def kl_losses(self, post: RSSMState, prior_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Dynamics loss KL(sg(post) || prior) and representation loss KL(post || sg(prior)), free nats."""
-        dyn = free_nats_kl(post.logits.detach(), prior.logits, self.free_nats)
-        rep = free_nats_kl(post.logits, prior.logits.detach(), self.free_nats)
+        dyn = free_nats_kl(post.logits.detach(), prior_logits, self.free_nats)
+        rep = free_nats_kl(post.logits, prior_logits.detach(), self.free_nats)
         return dyn, rep

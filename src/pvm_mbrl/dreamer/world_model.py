@@ -82,10 +82,10 @@ class WorldModel(nn.Module):
              ) -> tuple[dict[str, torch.Tensor], RSSMState]:
         """Per-step world-model losses ``[batch, time]`` and the posterior states."""
         embed = self.embed(data)
-        post, prior = self.rssm.observe(embed, data["action"], data["is_first"], state)
+        post, prior_logits = self.rssm.observe(embed, data["action"], data["is_first"], state)
         feat = post.feature()
         losses = {}
-        losses["dyn"], losses["rep"] = self.rssm.kl_losses(post, prior)
+        losses["dyn"], losses["rep"] = self.rssm.kl_losses(post, prior_logits)
         losses["rec"] = image_mse(self.image_decoder(feat), self.image_target(data["image"]))
         if self.vector_decoder is not None:
             target = torch.cat([data[k].float().reshape(*feat.shape[:2], d) for k, d in self.vector_dims.items()],
