@@ -92,7 +92,7 @@ def time_prefix(agent: Agent, count: int, repeats: int, rng: np.random.Generator
     images = torch.as_tensor(rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8), device=agent.device)
 
     def prefix() -> None:
-        with torch.no_grad(), autocast(agent.device, agent.cfg.precision):
+        with torch.no_grad(), autocast(agent.device, agent.precision):
             encoder.prefix(images.float())
 
     return median_ms(prefix, repeats, agent.device)

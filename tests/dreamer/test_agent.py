@@ -161,3 +161,15 @@ def test_initial_policy_is_centred_with_near_maximal_spread(tiny_config, discret
 def test_cnn_features_enter_the_posterior_without_an_extra_norm(tiny_config):
     agent = Agent(tiny_config, OBS, action_dim=1, discrete=False)
     assert isinstance(agent.world_model.feature_norm, torch.nn.Identity)
+
+
+def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(tiny_config, monkeypatch):
+    from pvm_mbrl.dreamer import agent as agent_module
+
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(agent_module, "native_bf16", lambda device, native=native: native)
+        assert agent_module.resolve_precision("auto", torch.device("cpu")) == expected
+        assert agent_module.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    tiny_config.precision = "auto"
+    agent = Agent(tiny_config, OBS, action_dim=1, discrete=False)
+    assert agent.precision == "fp32"  # the monkeypatched device has no native bf16

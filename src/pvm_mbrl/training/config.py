@@ -63,7 +63,8 @@ def validate_config(cfg: DictConfig) -> None:
              f"got {cfg.model.classes!r}")
     _require(cfg.replay_storage in ("memory", "disk"),
              f"replay_storage must be 'memory' or 'disk', got {cfg.replay_storage!r}")
-    _require(cfg.precision in ("bf16", "fp32"), f"precision must be 'bf16' or 'fp32', got {cfg.precision!r}")
+    _require(cfg.precision in ("auto", "bf16", "fp32"),
+             f"precision must be 'auto', 'bf16' or 'fp32', got {cfg.precision!r}")
     _require(cfg.device == "auto" or str(cfg.device).split(":")[0] in ("cpu", "cuda"),
              f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     for key in ("deter", "hidden", "stoch", "classes", "depth", "units", "blocks", "bins"):

@@ -178,7 +178,7 @@ class Trainer:
         previous_handlers = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         if self.resuming:
             print(f"[train] resuming {self.run_dir} at env step {self.env_steps:,}", flush=True)
-        print(f"[train] {self.run_dir}: device {self.device}, precision {cfg.precision}, "
+        print(f"[train] {self.run_dir}: device {self.device}, precision {self.agent.precision}, "
               f"{sum(p.numel() for p in self.agent.parameters()):,} parameters", flush=True)
         last_eval: dict[str, float] = {}
         try:
