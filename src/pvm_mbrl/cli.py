@@ -20,6 +20,7 @@ EPILOG = """examples:
   pvm-mbrl report runs                             # runs/report/report.md (+ .html) over every run under runs/
   pvm-mbrl envs preview driving --out driving.png  # one frame per weather suite, side by side
   pvm-mbrl envs normalise driving --episodes 20    # measure random-policy returns into the suite file
+  pvm-mbrl envs normalise dmc --task walker-stand  # dmc keeps them per task
 """
 
 
@@ -72,10 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     preview.add_argument("--out", default=None, help="PNG path (default: <family>_suites.png)")
     preview.add_argument("--size", type=int, default=128)
     preview.add_argument("--seed", type=int, default=0)
+    preview.add_argument("--task", default=None, help="task shown (default: the suite file's preview task, else "
+                         "the family preset's), e.g. walker-stand")
     normalise = env_commands.add_parser("normalise", help="measure each suite's random-policy mean return")
     normalise.add_argument("family")
     normalise.add_argument("--episodes", type=int, default=20)
     normalise.add_argument("--seed", type=int, default=0)
+    normalise.add_argument("--task", default=None, help="task measured (default: the family preset's); families "
+                           "with per-task constants (dmc) store them under it")
     normalise.add_argument("--dry-run", action="store_true", help="print the returns without writing them")
     args = parser.parse_args(argv)
 
@@ -138,13 +143,15 @@ def _envs(args: argparse.Namespace) -> int:
     if args.envs_command == "preview":
         from pvm_mbrl.envs.preview import preview
 
-        print(f"[envs] wrote {preview(args.family, args.out, args.size, args.seed)}")
+        print(f"[envs] wrote {preview(args.family, args.out, args.size, args.seed, args.task)}")
     else:
         from pvm_mbrl.envs.suites import load_suites, measure_random_returns
 
-        results = measure_random_returns(args.family, args.episodes, args.seed, write=not args.dry_run)
+        results = measure_random_returns(args.family, args.episodes, args.seed, write=not args.dry_run,
+                                         task=args.task)
+        task = f" ({args.task})" if args.task else ""
         for name, (mean, std) in results.items():
-            print(f"[envs] {args.family}:{name} random-policy return {mean:.2f} +- {std:.2f} "
+            print(f"[envs] {args.family}:{name}{task} random-policy return {mean:.2f} +- {std:.2f} "
                   f"({args.episodes} episodes)")
         if not args.dry_run:
             print(f"[envs] stored in {load_suites(args.family).path}")

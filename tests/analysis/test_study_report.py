@@ -12,6 +12,7 @@ from tests.analysis.synthetic_study import EPISODES, MODELS, SCORES, SEEDS, make
 from pvm_mbrl.analysis.report import reporting_settings, run_scores
 from pvm_mbrl.analysis.study import read_study
 from pvm_mbrl.cli import main
+from pvm_mbrl.evaluation import suites as evaluation_suites
 
 ENV = "tabletop:pick_single_ycb"
 
@@ -55,10 +56,13 @@ def test_a_clean_study_reads_without_problems_and_scores_are_the_known_ones(clea
     assert np.allclose(seeds, [0.79, 0.80, 0.81])
 
 
-def test_driving_reports_its_groups_and_a_family_without_suites_only_id():
+def test_driving_reports_its_groups_and_a_family_without_suites_only_id(monkeypatch):
     assert reporting_settings("driving:highway") == {
         "id": ["id"], "weak": ["weak_high_light", "weak_noisy_low_light"],
         "strong": ["strong_low_light", "strong_noisy_low_light"]}
+    assert reporting_settings("dmc:cartpole-balance") == {
+        "id": ["id"], "easy_ood": ["easy_ood"], "hard_ood": ["hard_ood"]}
+    monkeypatch.setattr(evaluation_suites, "suite_families", lambda: ["driving", "tabletop"])  # as if dmc had none
     assert reporting_settings("dmc:cartpole-balance") == {"id": ["id"]}
 
 

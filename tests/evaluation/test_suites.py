@@ -35,7 +35,7 @@ def test_every_suite_and_run_gets_the_same_fixed_episode_seeds():
 
 
 def test_suites_per_family_and_model_labels():
-    assert suite_names("dmc:cartpole-balance") == ["id"]
+    assert suite_names("dmc:cartpole-balance") == ["id", "easy_ood", "hard_ood"]
     assert suite_names("tabletop:pick_single_ycb") == ["id", "easy_ood", "hard_ood"]
     assert len(suite_names("driving:highway")) == 5
     assert model_identity(OmegaConf.create({"name": "cnn"})) == ("cnn", "scratch", "cnn")
@@ -52,29 +52,33 @@ def dmc_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_dmc_run_is_evaluated_as_one_id_suite_into_the_tidy_table(dmc_run, capsys):
+def test_dmc_run_is_evaluated_on_every_suite_into_the_tidy_table(dmc_run, capsys):
     study = dmc_run.parent.parent
     for _ in range(2):  # evaluating again replaces the run's rows instead of adding to them
-        assert main(["evaluate", str(dmc_run), "--episodes", "2", "--samples", "20", "--sample-every", "3",
+        assert main(["evaluate", str(dmc_run), "--episodes", "1", "--samples", "20", "--sample-every", "3",
                      "--frames", "3", "--study", str(study)]) == 0
     assert "at 240 env steps: mean return" in capsys.readouterr().out
     table = pd.read_csv(study / "returns.csv")
-    assert list(table.columns) == list(TABLE_COLUMNS) and len(table) == 2
-    assert set(table["run"]) == {"cnn/seed0"} and set(table["suite"]) == {"id"}
-    assert table["episode_seed"].tolist() == episode_seeds(2) and (table["length"] == 125).all()
-    samples = load_samples(dmc_run, "id")
-    assert samples["z"].shape == (20, 32 * 4)  # every 3rd of 250 steps, up to 20; stoch x classes of TINY
-    assert np.allclose(samples["z"].sum(1), 32)  # one-hot latents: one class per variable
-    assert samples["image"].shape == (3, 32, 32, 3) and samples["saliency"].shape == (3, 32, 32)
-    assert "object_mask" not in samples
+    assert list(table.columns) == list(TABLE_COLUMNS) and len(table) == 3
+    assert set(table["run"]) == {"cnn/seed0"} and table["suite"].tolist() == ["id", "easy_ood", "hard_ood"]
+    assert table["episode_seed"].tolist() == episode_seeds(1) * 3 and (table["length"] == 125).all()
+    images = {}
+    for suite in ("id", "easy_ood", "hard_ood"):
+        samples = load_samples(dmc_run, suite)
+        assert samples["z"].shape == (20, 32 * 4)  # every 3rd of 125 steps, up to 20; stoch x classes of TINY
+        assert np.allclose(samples["z"].sum(1), 32)  # one-hot latents: one class per variable
+        assert samples["image"].shape == (3, 32, 32, 3) and samples["saliency"].shape == (3, 32, 32)
+        assert "object_mask" not in samples
+        images[suite] = samples["image"].astype(int)
+    assert np.abs(images["hard_ood"] - images["id"]).mean() > 5  # the same episode, seen shifted
     summary = json.loads((dmc_run / "evaluations" / "step240.json").read_text())
-    assert summary["suites"]["id"]["mean_return"] == pytest.approx(table["return"].mean())
+    assert summary["suites"]["id"]["mean_return"] == pytest.approx(table["return"].iloc[0])
 
 
 @pytest.mark.slow
 def test_unknown_suite_names_the_run_and_the_accepted_suites(dmc_run):
-    with pytest.raises(ValueError, match=r"has no suite\(s\) hard_ood; its suites: id"):
-        evaluate_suites(dmc_run, episodes=1, suites=["hard_ood"])
+    with pytest.raises(ValueError, match=r"has no suite\(s\) fog; its suites: id, easy_ood, hard_ood"):
+        evaluate_suites(dmc_run, episodes=1, suites=["fog"])
 
 
 @pytest.mark.slow

@@ -106,7 +106,7 @@ def test_crash_is_reported_and_does_not_stop_the_others_then_only_changed_evalua
     assert "dmc__cnn__seed0: training" not in out  # evaluation only: the training files are untouched
     assert (cnn / "metrics.jsonl").stat().st_mtime_ns == metrics
     episodes = (cnn / "evaluations" / "episodes.csv").read_text().strip().splitlines()
-    assert len(episodes) == 1 + 2
+    assert len(episodes) == 1 + 3 * 2  # header + dmc's 3 suites x 2 episodes
     assert job(dino)["attempts"] == 2 and job(dino)["state"] == "crashed"
 
 

@@ -1,21 +1,26 @@
-"""DeepMind Control Suite tasks from pixels as Gymnasium envs (``dmc:<domain>-<task>``)."""
+"""DeepMind Control Suite tasks from pixels as Gymnasium envs (``dmc:<domain>-<task>``), with the visual shift
+suites of ``envs/suites/dmc.yaml`` (``id``, ``easy_ood``, ``hard_ood``; see ``envs/dmc_appearance.py``)."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from pvm_mbrl.envs.rendering import configure_mujoco_gl
+from pvm_mbrl.envs.suites import load_suites
 
 configure_mujoco_gl()
 
-from dm_control import suite  # noqa: E402  (needs MUJOCO_GL set first)
+from dm_control import suite as dm_suite  # noqa: E402  (needs MUJOCO_GL set first)
+
+from pvm_mbrl.envs.dmc_appearance import Appearance  # noqa: E402  (imports MuJoCo)
 
 
 def dmc_task_names() -> list[str]:
-    return sorted(f"{domain}-{task}" for domain, task in suite.ALL_TASKS)
+    return sorted(f"{domain}-{task}" for domain, task in dm_suite.ALL_TASKS)
 
 
 class DMCEnv(gym.Env):
@@ -24,12 +29,18 @@ class DMCEnv(gym.Env):
     Observations: ``image`` (uint8 HxWx3) and, with ``vectors=True``, ``state`` (the task's proprioceptive
     and task vector, float32). Rewards are summed over repeated actions. dm_control ends episodes by time
     limit (truncated); a zero discount at the end marks a true termination.
+
+    ``suite`` picks a visual shift suite of ``envs/suites/dmc.yaml``; a shifted suite draws new colours (or a
+    floor texture) at every reset from its own generator, which ``reset(seed=s)`` (or the constructor's seed)
+    seeds with ``(s, suite)``: the same seed gives the same colours in a suite and unrelated ones across suites.
+    The task's random state is separate, so the same seed gives the same physical episode in every suite.
+    ``appearance`` holds the current episode's draw.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
 
     def __init__(self, task: str = "cartpole-balance", size: int = 64, action_repeat: int = 2, camera: int = -1,
-                 vectors: bool = False, seed: int | None = None):
+                 vectors: bool = False, seed: int | None = None, suite: str = "id"):
         if task not in dmc_task_names():
             raise ValueError(f"unknown dmc task {task!r}; known tasks: {', '.join(dmc_task_names())}")
         if action_repeat < 1:
@@ -37,7 +48,11 @@ class DMCEnv(gym.Env):
         domain, name = task.split("-", 1)
         self.task, self.size, self.action_repeat, self.vectors = task, size, action_repeat, vectors
         self.camera = (2 if domain == "quadruped" else 0) if camera < 0 else camera
-        self._env = suite.load(domain, name, task_kwargs={"random": seed})
+        self.suite = suite
+        self._appearance = Appearance(load_suites("dmc").get(suite).params)
+        self.appearance: dict[str, dict[str, Any]] = {}
+        self._appearance_rng = self._appearance_generator(seed)
+        self._env = dm_suite.load(domain, name, task_kwargs={"random": seed})
         spec = self._env.action_spec()
         self.action_space = gym.spaces.Box(-1.0, 1.0, spec.shape, np.float32)
         self._low, self._high = spec.minimum, spec.maximum
@@ -55,6 +70,11 @@ class DMCEnv(gym.Env):
             obs["state"] = np.concatenate(parts)
         return obs
 
+    def _appearance_generator(self, seed: int | None) -> np.random.Generator:
+        if seed is None:
+            return np.random.default_rng()
+        return np.random.default_rng([seed, zlib.crc32(self.suite.encode())])
+
     def render(self) -> np.ndarray:
         return self._env.physics.render(self.size, self.size, camera_id=self.camera).copy()
 
@@ -62,7 +82,11 @@ class DMCEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None:
             self._env.task.random.seed(seed)
-        return self._observation(self._env.reset()), {}
+            self._appearance_rng = self._appearance_generator(seed)
+        time_step = self._env.reset()
+        if self._appearance:
+            self.appearance = self._appearance.apply(self._env.physics, self._appearance_rng)
+        return self._observation(time_step), {}
 
     def step(self, action: np.ndarray):
         action = np.clip(np.asarray(action, np.float64), -1.0, 1.0)

@@ -2,6 +2,7 @@
 
 The same seed and the same actions (the suite file's ``preview`` block) are used for every suite, so the
 frames show one scene under each suite: a quick look that each suite changes what it should, and only that.
+The block may name the ``task`` shown (a family of many tasks, ``dmc``); ``task=`` overrides it.
 """
 
 from __future__ import annotations
@@ -10,18 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
-from pvm_mbrl.envs.suites import family_env_config, load_suites
+from pvm_mbrl.envs.suites import family_task_env_config, load_suites
 
 
-def suite_frames(family: str, size: int = 128, seed: int = 0) -> dict[str, np.ndarray]:
+def suite_frames(family: str, size: int = 128, seed: int = 0, task: str | None = None) -> dict[str, np.ndarray]:
     """The observed image of each suite after the family's preview steps from ``reset(seed)``."""
     from pvm_mbrl.envs.registry import make_env
 
     suite_set = load_suites(family)
     steps = int(suite_set.preview.get("steps", 0))
+    task = task or suite_set.preview.get("task")
     frames = {}
     for name in suite_set.suites:
-        env = make_env(family_env_config(family, suite=name, size=size), seed)
+        env = make_env(family_task_env_config(family, task, suite=name, size=size), seed)
         try:
             obs, _ = env.reset(seed=seed)
             action = np.asarray(suite_set.preview.get("action", np.zeros(env.action_space.shape)), np.float32)
@@ -35,14 +37,16 @@ def suite_frames(family: str, size: int = 128, seed: int = 0) -> dict[str, np.nd
     return frames
 
 
-def preview(family: str, out: str | Path | None = None, size: int = 128, seed: int = 0) -> Path:
+def preview(family: str, out: str | Path | None = None, size: int = 128, seed: int = 0,
+            task: str | None = None) -> Path:
     """Write the contact sheet (default ``<family>_suites.png``) and return its path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    frames = suite_frames(family, size, seed)
+    task = task or load_suites(family).preview.get("task")
+    frames = suite_frames(family, size, seed, task)
     out = Path(out or f"{family}_suites.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(frames), figsize=(2.6 * len(frames), 3.0), squeeze=False)
@@ -50,7 +54,7 @@ def preview(family: str, out: str | Path | None = None, size: int = 128, seed: i
         ax.imshow(image, interpolation="nearest")
         ax.set_title(name, fontsize=9)
         ax.axis("off")
-    fig.suptitle(f"{family}: every suite, seed {seed}, {size}x{size}", fontsize=10)
+    fig.suptitle(f"{family}{':' + task if task else ''}: every suite, seed {seed}, {size}x{size}", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

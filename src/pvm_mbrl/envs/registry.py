@@ -13,7 +13,7 @@ def _make_dmc(task: str, cfg: DictConfig, seed: int) -> gym.Env:
     from pvm_mbrl.envs.dmc import DMCEnv
 
     return DMCEnv(task, size=cfg.size, action_repeat=cfg.action_repeat, camera=cfg.get("camera", -1),
-                  vectors=cfg.get("vectors", False), seed=seed)
+                  vectors=cfg.get("vectors", False), seed=seed, suite=cfg.get("suite", "id"))
 
 
 def _dmc_tasks() -> list[str]:

@@ -4,7 +4,7 @@ A suite is a name, the family-specific parameters its env reads (weather, object
 constants that normalise its returns, ``G_norm = (G - G_random) / (G_max - G_random)`` (the paper's eq. 1).
 Groups name several suites whose normalised returns are averaged (the paper's "weak" = its two weak
 configurations). Keeping this as data lets the preview, the normalisation measurement and evaluation treat
-the driving and table-top families alike.
+the driving, table-top and dmc families alike.
 
 File layout (no comments: ``measure_random_returns`` rewrites the file)::
 
@@ -18,6 +18,10 @@ File layout (no comments: ``measure_random_returns`` rewrites the file)::
         description: ...
         params: {...}                             # read by the family's env only
         normalisation: {max_return: 1371.4, random_return: null, random_return_std: null, random_episodes: 0}
+
+A family of many tasks (``dmc``) sets ``normalisation_per_task: true`` and keeps each task's constants under
+``normalisation.tasks.<task>`` (overriding the suite-level ones, e.g. ``max_return``); ``load_suites(family,
+task)`` resolves them, and a task without measured constants has ``random_return: null``.
 """
 
 from __future__ import annotations
@@ -48,12 +52,15 @@ class Suite:
     random_return: float | None = None
     random_return_std: float | None = None
     random_episodes: int = 0
+    task: str | None = None  # the task whose constants these are (families with per-task constants)
 
     def normalise(self, episode_return: float) -> float:
         """The paper's normalised return: 0 for a random policy, 1 for the stated maximum."""
         if self.random_return is None:
-            raise ValueError(f"suite {self.family}:{self.name} has no measured random return yet; run "
-                             f"`pvm-mbrl envs normalise {self.family}`")
+            task = f" --task {self.task}" if self.task else ""
+            where = f" for task {self.task}" if self.task else ""
+            raise ValueError(f"suite {self.family}:{self.name} has no measured random return{where} yet; run "
+                             f"`pvm-mbrl envs normalise {self.family}{task}`")
         return float(normalised_return(episode_return, self.random_return, self.max_return))
 
 
@@ -68,6 +75,8 @@ class SuiteSet:
     groups: dict[str, list[str]] = field(default_factory=dict)
     preview: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    per_task: bool = False      # normalisation constants are kept per task (``normalisation.tasks``)
+    task: str | None = None     # the task whose constants ``suites`` carry
 
     def get(self, name: str) -> Suite:
         if name not in self.suites:
@@ -104,20 +113,27 @@ def _suite_path(family: str) -> Path:
     return path
 
 
-def load_suites(family: str) -> SuiteSet:
-    """Read and check a family's suite file."""
+def load_suites(family: str, task: str | None = None) -> SuiteSet:
+    """Read and check a family's suite file; ``task`` picks the constants of families that keep them per task."""
     path = _suite_path(family)
     raw = yaml.safe_load(path.read_text())
     if raw.get("family") != family or not isinstance(raw.get("suites"), dict) or not raw["suites"]:
         raise ValueError(f"{path}: expected 'family: {family}' and a non-empty 'suites' mapping")
+    per_task = bool(raw.get("normalisation_per_task", False))
     suites = {}
     for name, entry in raw["suites"].items():
-        norm = entry.get("normalisation", {})
-        if "max_return" not in norm:
+        norm = dict(entry.get("normalisation") or {})
+        tasks = norm.pop("tasks", None) or {}
+        if tasks and not per_task:
+            raise ValueError(f"{path}: suite {name!r} has normalisation.tasks but the file does not set "
+                             f"'normalisation_per_task: true'")
+        if per_task:
+            norm = {"max_return": norm.get("max_return"), **((tasks.get(task) or {}) if task else {})}
+        if norm.get("max_return") is None:
             raise ValueError(f"{path}: suite {name!r} lacks normalisation.max_return")
-        suites[name] = Suite(family, name, entry.get("description", ""), dict(entry.get("params", {})),
+        suites[name] = Suite(family, name, entry.get("description", ""), dict(entry.get("params") or {}),
                              float(norm["max_return"]), norm.get("random_return"), norm.get("random_return_std"),
-                             int(norm.get("random_episodes", 0)))
+                             int(norm.get("random_episodes", 0)), task if per_task else None)
     groups = {k: list(v) for k, v in (raw.get("groups") or {}).items()}
     for group, members in groups.items():
         unknown = [m for m in members if m not in suites]
@@ -128,11 +144,11 @@ def load_suites(family: str) -> SuiteSet:
     if default not in suites:
         raise ValueError(f"{path}: default suite {default!r} is not one of {', '.join(suites)}")
     return SuiteSet(family, raw.get("description", ""), default, suites, groups, dict(raw.get("preview") or {}),
-                    path)
+                    path, per_task, task if per_task else None)
 
 
-def load_suite(family: str, name: str) -> Suite:
-    return load_suites(family).get(name)
+def load_suite(family: str, name: str, task: str | None = None) -> Suite:
+    return load_suites(family, task).get(name)
 
 
 def family_env_config(family: str, **overrides: Any):
@@ -150,14 +166,30 @@ def family_env_config(family: str, **overrides: Any):
     return cfg
 
 
+def preset_task(family: str) -> str:
+    """The task of a family's env preset (``conf/env/<family>.yaml``), e.g. ``cartpole-balance`` for ``dmc``."""
+    return str(family_env_config(family).name).partition(":")[2]
+
+
+def family_task_env_config(family: str, task: str | None = None, **overrides: Any):
+    """The family's env preset for ``task`` (default: the preset's own task), with overrides."""
+    if task is not None:
+        from pvm_mbrl.envs.registry import parse_env_name
+
+        parse_env_name(f"{family}:{task}")  # names the known tasks on error
+        overrides["name"] = f"{family}:{task}"
+    return family_env_config(family, **overrides)
+
+
 def random_policy_returns(family: str, suite: str, episodes: int, seed: int = 0,
-                          on_episode: Callable[[float], None] | None = None) -> list[float]:
-    """Returns of uniformly random actions (the training prefill's policy) on one suite.
+                          on_episode: Callable[[float], None] | None = None, task: str | None = None) -> list[float]:
+    """Returns of uniformly random actions (the training prefill's policy) on one suite (of ``task``, default
+    the family preset's).
 
     Episode ``k`` uses env seed ``seed + k`` and an action stream seeded the same way for every suite, so
     suites differ only in what the suite changes.
     """
-    return random_policy_returns_for(family_env_config(family, suite=suite), episodes, seed, on_episode)
+    return random_policy_returns_for(family_task_env_config(family, task, suite=suite), episodes, seed, on_episode)
 
 
 def random_policy_returns_for(env_cfg: Any, episodes: int, seed: int = 0,
@@ -189,31 +221,52 @@ def random_policy_returns_for(env_cfg: Any, episodes: int, seed: int = 0,
 
 
 def measure_random_returns(family: str, episodes: int = 20, seed: int = 0, write: bool = True,
-                           progress: bool = True) -> dict[str, tuple[float, float]]:
-    """Measure each suite's random-policy mean return; with ``write``, store it in the suite file."""
+                           progress: bool = True, task: str | None = None) -> dict[str, tuple[float, float]]:
+    """Measure each suite's random-policy mean return; with ``write``, store it in the suite file.
+
+    ``task`` (default: the family preset's) is the task measured; families with per-task constants store them
+    under that task.
+    """
     from tqdm import tqdm
 
     suite_set = load_suites(family)
+    if suite_set.per_task and task is None:
+        task = preset_task(family)
     results = {}
     for name in suite_set.suites:
-        with tqdm(total=episodes, desc=f"{family}:{name}", disable=not progress, leave=False) as bar:
-            returns = random_policy_returns(family, name, episodes, seed, lambda _: bar.update())
+        label = f"{family}:{task}:{name}" if task else f"{family}:{name}"
+        with tqdm(total=episodes, desc=label, disable=not progress, leave=False) as bar:
+            returns = random_policy_returns(family, name, episodes, seed, lambda _: bar.update(), task)
         results[name] = (float(np.mean(returns)), float(np.std(returns)))
     if write:
-        write_random_returns(family, results, episodes)
+        write_random_returns(family, results, episodes, task if suite_set.per_task else None)
     return results
 
 
-def write_random_returns(family: str, results: Mapping[str, tuple[float, float]], episodes: int) -> Path:
-    """Store measured (mean, std) random returns in the family's suite file, keeping its leading comments."""
+def write_random_returns(family: str, results: Mapping[str, tuple[float, float]], episodes: int,
+                         task: str | None = None) -> Path:
+    """Store measured (mean, std) random returns in the family's suite file, keeping its leading comments.
+
+    Families with per-task constants need ``task``: the values go under ``normalisation.tasks.<task>``.
+    """
     path = _suite_path(family)
     text = path.read_text()
     header = "".join(line + "\n" for line in takewhile(lambda line: line.startswith("#"), text.splitlines()))
     raw = yaml.safe_load(text)
+    per_task = bool(raw.get("normalisation_per_task", False))
+    if per_task and task is None:
+        raise ValueError(f"{family} keeps normalisation constants per task: name the task measured")
+    if task is not None and not per_task:
+        raise ValueError(f"{family} keeps one set of normalisation constants for all tasks ({path} does not set "
+                         f"'normalisation_per_task: true'); measure without a task")
     for name, (mean, std) in results.items():
         if name not in raw["suites"]:
             raise ValueError(f"unknown {family} suite {name!r}; choose one of: {', '.join(raw['suites'])}")
         norm = raw["suites"][name].setdefault("normalisation", {})
+        if per_task:
+            tasks = norm.get("tasks") or {}
+            norm["tasks"] = dict(sorted({**tasks, task: tasks.get(task) or {}}.items()))
+            norm = norm["tasks"][task]
         norm.update(random_return=round(mean, 3), random_return_std=round(std, 3), random_episodes=episodes)
     path.write_text(header + yaml.safe_dump(raw, sort_keys=False, width=110))
     return path

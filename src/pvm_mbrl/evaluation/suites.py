@@ -14,7 +14,7 @@ Per run, under ``RUN_DIR/evaluations/``:
 
 Every suite uses the same episode seeds (``episode_seeds``), as the paper evaluates "the same 200 episodes for each
 distribution shift", and they never meet training or training-time evaluation seeds. A family without a suite file
-(``dmc``) is evaluated as a single ``id`` suite with no normalisation constants.
+is evaluated as a single ``id`` suite with no normalisation constants; ``dmc``'s constants are per task.
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ TABLE_COLUMNS = ("run", "encoder", "finetune", "model", "env", "seed", "suite", 
 
 
 def family_suites(env_name: str) -> SuiteSet | None:
-    """The shift suites of an env's family, or ``None`` for a family without a suite file."""
-    family, _ = parse_env_name(env_name)
-    return load_suites(family) if family in suite_families() else None
+    """The shift suites of an env's family (with the task's constants where they are per task), or ``None`` for
+    a family without a suite file."""
+    family, task = parse_env_name(env_name)
+    return load_suites(family, task) if family in suite_families() else None
 
 
 def suite_names(env_name: str) -> list[str]:
