@@ -1,86 +1,236 @@
-"""Does the agent learn? DreamerV3 on dmc:cartpole-balance from 64x64 pixels, against a random policy.
+"""Does the agent learn as DreamerV3 does? Tasks x seeds from 64x64 pixels, against the published bands.
 
-    python benchmarks/learning.py --minutes 58         # cpu preset, 58 min of training + ~2 min final evaluation
-    python benchmarks/learning.py --preset size12m --steps 100000 --minutes 0 --device cuda   # GPU
+    python benchmarks/learning.py                                   # cartpole-balance and walker-stand, seeds 0-2
+    python benchmarks/learning.py --tasks dmc:walker-stand --seeds 0 --parallel 1 --threads 2
+    python benchmarks/learning.py --preset size12m --steps 100000 --device cuda --parallel 1   # on a GPU
+    python benchmarks/learning.py --report-only                     # tables and plot from the runs so far
 
-Prints evaluation return over env steps next to a random policy's return (measured here) and the
-published DreamerV3 curve, then the final checkpoint's return over ``--final-episodes`` episodes, and writes
-``learning.png`` into the run directory. Re-running the same
-command resumes the run.
+Each task x seed is an ordinary, resumable ``pvm-mbrl train`` run under ``--root`` (one process each,
+``--parallel`` at a time with ``--threads`` torch threads each); re-running the command continues every run
+where it stopped and skips finished ones. The parent prints each run's progress every minute.
+
+The measure is DreamerV3's own (``scores/dmc_vision-dreamerv3.json``): the training-episode score averaged
+over the 25k env steps ending at a mark. Runs log training-episode returns every 1,000 env steps (one DMC
+episode at action repeat 2), and a window's value is the mean of the logged values inside it. The table puts
+each seed's value beside the published mean (min-max over seeds) for the same window; ``learning.png`` draws
+every seed's curve over the published bands. Results go to ``<root>/learning.json`` and ``learning.png``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
-from pvm_mbrl.envs.suites import random_policy_returns_for  # noqa: E402
-from pvm_mbrl.evaluation.suites import evaluate_suites  # noqa: E402
-from pvm_mbrl.training.config import compose_config  # noqa: E402
-from pvm_mbrl.training.logger import read_metrics  # noqa: E402
-from pvm_mbrl.training.loop import train  # noqa: E402
+# DreamerV3's published DMC-vision bands: mean (min, max) over seeds of the training-episode score averaged
+# over the window (start, end] env steps (shared/DESIGN.md, from the official scores file).
+WINDOWS = ((0, 25_000), (25_000, 50_000), (50_000, 100_000))
+PUBLISHED = {
+    "dmc:cartpole-balance": {WINDOWS[0]: (299, 250, 320), WINDOWS[1]: (555, 467, 627), WINDOWS[2]: (934, 840, 978)},
+    "dmc:walker-stand": {WINDOWS[0]: (302, 241, 351), WINDOWS[1]: (625, 536, 711), WINDOWS[2]: (904, 862, 927)},
+}
+TARGET_WINDOW = WINDOWS[1]  # the CPU targets: every seed >= the published minimum, median >= the published mean
+LOG_EVERY = 1_000
 
-# DreamerV3 (Hafner et al. 2023/2025), DMC vision cartpole-balance: mean over seeds.
-PUBLISHED = {50_000: 555.0, 100_000: 934.0}
-PUBLISHED_RANGE_100K = (840.0, 978.0)
-CPU_TARGET = 500.0  # the cpu preset within 60 minutes on 2 cores
+
+@dataclass
+class Run:
+    task: str
+    seed: int
+    run_dir: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.task.split(':')[-1]}-seed{self.seed}"
+
+
+def window_mean(curve: list[tuple[int, float]], window: tuple[int, int]) -> float | None:
+    """Mean of the values logged at steps in (start, end]; None when the run has not reached ``end``."""
+    start, end = window
+    if not curve or curve[-1][0] < end:
+        return None
+    values = [value for step, value in curve if start < step <= end]
+    return statistics.fmean(values) if values else None
+
+
+def read_curve(run_dir: Path, key: str = "episode/return") -> list[tuple[int, float]]:
+    """(env step, value) of ``key`` from a run's ``metrics.jsonl``, skipping a torn last line."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    curve = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if key in row:
+            curve.append((int(row["step"]), float(row[key])))
+    return curve
+
+
+def train_command(run: Run, args: argparse.Namespace) -> list[str]:
+    return [sys.executable, "-m", "pvm_mbrl.cli", "train", f"model={args.preset}", f"env.name={run.task}",
+            f"seed={run.seed}", f"steps={args.steps}", f"train_ratio={args.train_ratio}", f"threads={args.threads}",
+            f"device={args.device}", f"run_dir={run.run_dir}", f"log_every={LOG_EVERY}", "eval_every=10000",
+            "eval_episodes=2", "checkpoint_every=5000", *args.overrides]
+
+
+def run_status(run: Run) -> dict:
+    try:
+        return json.loads((run.run_dir / "status.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def launch(runs: list[Run], args: argparse.Namespace) -> list[str]:
+    """Train every unfinished run, ``args.parallel`` at a time; returns the names of runs that failed."""
+    pending = [r for r in runs if run_status(r).get("state") != "finished"
+               or run_status(r).get("env_steps", 0) < args.steps]
+    active: dict[str, tuple[Run, subprocess.Popen, float]] = {}
+    failed: list[str] = []
+    last_report = 0.0
+    while pending or active:
+        while pending and len(active) < args.parallel:
+            run = pending.pop(0)
+            run.run_dir.mkdir(parents=True, exist_ok=True)
+            log = open(run.run_dir / "learning.log", "a")  # noqa: SIM115 - closed when the process ends
+            active[run.name] = (run, subprocess.Popen(train_command(run, args), stdout=log, stderr=log), time.time())
+            print(f"[learning] started {run.name} ({run.run_dir})", flush=True)
+        for name, (run, process, _) in list(active.items()):
+            if process.poll() is not None:
+                del active[name]
+                if process.returncode:
+                    failed.append(name)
+                    print(f"[learning] {name} failed (exit {process.returncode}); see {run.run_dir / 'learning.log'}",
+                          flush=True)
+                else:
+                    print(f"[learning] {name} done", flush=True)
+        if time.time() - last_report >= 60 and active:
+            last_report = time.time()
+            for run, _, started in active.values():
+                status = run_status(run)
+                print(f"[learning] {run.name}: {status.get('env_steps', 0):,}/{args.steps:,} env steps "
+                      f"({time.time() - started:,.0f} s this launch); progress in {run.run_dir / 'learning.log'}",
+                      flush=True)
+        time.sleep(2)
+    return failed
+
+
+def summarise(runs: list[Run]) -> dict:
+    """Per task: each seed's window means and the published bands; the CPU targets where judged."""
+    summary: dict = {}
+    for task in dict.fromkeys(r.task for r in runs):
+        seeds = {r.seed: {f"{a}-{b}": window_mean(read_curve(r.run_dir), (a, b)) for a, b in WINDOWS}
+                 for r in runs if r.task == task}
+        key = f"{TARGET_WINDOW[0]}-{TARGET_WINDOW[1]}"
+        reached = [v[key] for v in seeds.values() if v[key] is not None]
+        published = PUBLISHED.get(task, {})
+        entry = {"seeds": seeds, "published": {f"{a}-{b}": band for (a, b), band in published.items()}}
+        if reached and TARGET_WINDOW in published:
+            mean, low, _ = published[TARGET_WINDOW]
+            entry["target"] = {"window": key, "seed_minimum": low, "median_target": mean,
+                               "every_seed_at_or_above_minimum": all(v >= low for v in reached),
+                               "median": statistics.median(reached),
+                               "median_at_or_above_mean": statistics.median(reached) >= mean,
+                               "seeds_judged": len(reached), "seeds": len(seeds)}
+        summary[task] = entry
+    return summary
+
+
+def print_tables(summary: dict, args: argparse.Namespace) -> None:
+    print(f"\nDreamerV3 {args.preset}, train ratio {args.train_ratio}, 64x64 pixels, action repeat 2: training-episode "
+          "return averaged over each window (DreamerV3's scores convention); '-' = not reached")
+    for task, entry in summary.items():
+        print(f"\n{task}")
+        seeds = " | ".join(f"seed {s}" for s in entry["seeds"])
+        print(f"| window (env steps) | {seeds} | published mean (min-max) |")
+        print("|---" * (len(entry["seeds"]) + 2) + "|")
+        for a, b in WINDOWS:
+            key = f"{a}-{b}"
+            cells = [f"{v[key]:.0f}" if v[key] is not None else "-" for v in entry["seeds"].values()]
+            band = entry["published"].get(key)
+            published = f"{band[0]} ({band[1]}-{band[2]})" if band else "-"
+            print(f"| ({a // 1000}k, {b // 1000}k] | " + " | ".join(cells) + f" | {published} |")
+        target = entry.get("target")
+        if target:
+            print(f"target ({target['window']}): every seed >= {target['seed_minimum']}: "
+                  f"{target['every_seed_at_or_above_minimum']}; median {target['median']:.0f} >= "
+                  f"{target['median_target']}: {target['median_at_or_above_mean']} "
+                  f"({target['seeds_judged']} of {target['seeds']} seeds reached the window's end)")
+
+
+def plot(runs: list[Run], path: Path) -> None:
+    tasks = list(dict.fromkeys(r.task for r in runs))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for (a, b), (mean, low, high) in PUBLISHED.get(task, {}).items():
+            ax.fill_between([a, b], low, high, color="k", alpha=0.12, linewidth=0)
+            ax.plot([a, b], [mean, mean], "k--", linewidth=1)
+        for run in (r for r in runs if r.task == task):
+            curve = read_curve(run.run_dir)
+            if curve:
+                ax.plot(*zip(*curve, strict=True), linewidth=1, label=f"seed {run.seed}")
+                for a, b in WINDOWS:
+                    value = window_mean(curve, (a, b))
+                    if value is not None:
+                        ax.plot([a, b], [value, value], linewidth=2.5, color=ax.lines[-1].get_color())
+        ax.set(xlabel="env steps", ylabel="training-episode return", title=f"{task} (band: DreamerV3 published)",
+               ylim=(0, 1000))
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default="dmc:cartpole-balance,dmc:walker-stand")
+    parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--preset", default="cpu")
-    parser.add_argument("--steps", type=int, default=100_000, help="env steps (action repeat 2)")
-    parser.add_argument("--minutes", type=float, default=60, help="wall-clock limit for training; 0 = none")
+    parser.add_argument("--steps", type=int, default=50_000, help="env steps per run (action repeat 2)")
     parser.add_argument("--train-ratio", type=int, default=128)
+    parser.add_argument("--parallel", type=int, default=2, help="runs at once (one process each)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run-dir", default=None)
-    parser.add_argument("--final-episodes", type=int, default=10,
-                        help="episodes for the final checkpoint's evaluation (sampled actions, as DreamerV3); 0 = none")
-    parser.add_argument("overrides", nargs="*", help="extra config overrides")
+    parser.add_argument("--root", type=Path, default=Path("runs/benchmark-learning"))
+    parser.add_argument("--report-only", action="store_true", help="no training: tables and plot from the runs")
+    parser.add_argument("overrides", nargs="*", help="extra config overrides for every run")
     args = parser.parse_args()
-    run_dir = args.run_dir or f"runs/benchmark-learning/{args.preset}-seed{args.seed}"
-    cfg = compose_config([
-        f"model={args.preset}", "env.name=dmc:cartpole-balance", f"steps={args.steps}",
-        f"train_ratio={args.train_ratio}", f"time_limit_minutes={args.minutes}", f"device={args.device}",
-        f"seed={args.seed}", f"run_dir={run_dir}", "eval_every=5000", "eval_episodes=3", "log_every=2500",
-        *args.overrides,
-    ])
-    train(cfg)
-    random_return = float(np.mean(random_policy_returns_for(cfg.env, episodes=5, seed=args.seed + 123)))
-    curve = read_metrics(Path(run_dir), "eval/return")
-    print(f"\nDreamerV3 {args.preset} on dmc:cartpole-balance (64x64 pixels), train ratio {args.train_ratio}")
-    print(f"random policy return: {random_return:.1f} (5 episodes)")
-    print(f"{'env steps':>10} {'eval return':>12} {'x random':>9} {'published':>10}")
-    for step, value in curve:
-        published = PUBLISHED.get(step, float("nan"))
-        print(f"{step:>10,} {value:>12.1f} {value / random_return:>9.2f} {published:>10.0f}")
-    final = curve[-1][1] if curve else float("nan")
-    print(f"last periodic evaluation: {final:.1f} = {final / random_return:.2f}x random; "
-          f"published 100k band {PUBLISHED_RANGE_100K}")
-    if args.final_episodes:  # the periodic evaluations use 3 episodes each: too few to judge the end on
-        summary = evaluate_suites(run_dir, args.final_episodes, device=args.device, samples=0, frames=0,
-                                  forgetting_images=0, log=lambda line: None)
-        result = next(iter(summary["suites"].values()))
-        print(f"final checkpoint ({summary['env_steps']:,} env steps): {result['mean_return']:.1f} +- "
-              f"{result['std_return']:.1f} over {args.final_episodes} episodes = "
-              f"{result['mean_return'] / random_return:.2f}x random (target on CPU: >= {CPU_TARGET:.0f})")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if curve:
-        ax.plot(*zip(*curve, strict=True), marker="o", label=f"pvm-mbrl {args.preset}")
-    ax.plot(list(PUBLISHED), list(PUBLISHED.values()), "k--", marker="s", label="DreamerV3 published")
-    ax.axhline(random_return, color="grey", linestyle=":", label="random policy")
-    ax.set(xlabel="env steps", ylabel="evaluation return", title="dmc:cartpole-balance from pixels")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(Path(run_dir) / "learning.png", dpi=120)
-    print(f"plot: {Path(run_dir) / 'learning.png'}")
+    tasks = [t for t in args.tasks.split(",") if t]
+    unknown = [t for t in tasks if t not in PUBLISHED]
+    if unknown:
+        print(f"[learning] no published band for {', '.join(unknown)} (known: {', '.join(PUBLISHED)}): "
+              "their runs are trained and plotted without one", flush=True)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    if args.parallel < 1 or args.threads < 1:
+        parser.error("--parallel and --threads must be >= 1")
+    root = args.root / f"{args.preset}-ratio{args.train_ratio}"
+    # Seed-major order, so the first runs to finish cover every task.
+    runs = [Run(task, seed, root / task.replace(":", "-") / f"seed{seed}") for seed in seeds for task in tasks]
+    failed = [] if args.report_only else launch(runs, args)
+    summary = summarise(runs)
+    print_tables(summary, args)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "learning.json").write_text(json.dumps(summary, indent=1))
+    plot(runs, root / "learning.png")
+    print(f"\nresults: {root / 'learning.json'}, plot: {root / 'learning.png'}")
+    if failed:
+        print(f"[learning] failed runs: {', '.join(failed)}", flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
