@@ -52,7 +52,7 @@ def test_command_line_grid_overrides():
     assert all(run_config(STUDY, s).steps == 1234 for s in plan.runs[:2])
     assert plan.evaluation["episodes"] == 3
     pinned, _ = make_plan("quick", ["seed=4", "encoder=cnn"], STUDY)
-    assert [s.name for s in pinned.runs] == ["tabletop__cnn__seed4"]
+    assert [s.name for s in pinned.runs] == ["dmc__cnn__seed4"]
 
 
 def test_run_names():
@@ -85,7 +85,7 @@ def test_user_study_file(tmp_path):
         make_plan(str(path), [], tmp_path)
     path.write_text("base: quick\ndescription: mine\ngrid: {encoder: [cnn], seed: [0, 1]}\n")
     plan, _ = make_plan(str(path), [], tmp_path)
-    assert plan.preset == "mine" and [s.name for s in plan.runs] == ["tabletop__cnn__seed0", "tabletop__cnn__seed1"]
+    assert plan.preset == "mine" and [s.name for s in plan.runs] == ["dmc__cnn__seed0", "dmc__cnn__seed1"]
 
 
 def test_gradient_updates_and_encoder_images_by_hand():
@@ -102,9 +102,9 @@ def test_estimate_uses_stated_costs():
     cfg = run_config(STUDY, plan.run("driving__clip-frozen__seed0"))
     estimate = estimate_run(cfg, {"update_seconds": {"default": 1.0, "clip frozen": 0.5},
                                   "env_step_seconds": {"driving": 0.01}})
-    # 400k env steps at action repeat 2 = 200k agent steps; (400k - 2.5k prefill) / 2 x 512 / 1024 = 99,375 updates
-    assert (estimate.agent_steps, estimate.updates) == (200_000, 99_375)
-    assert estimate.hours == pytest.approx((99_375 * 0.5 + 200_000 * 0.01) / 3600)
+    # 400k env steps at action repeat 2 = 200k agent steps; 400k (no prefill) / 2 x 512 / 1024 = 100,000 updates
+    assert (estimate.agent_steps, estimate.updates) == (200_000, 100_000)
+    assert estimate.hours == pytest.approx((100_000 * 0.5 + 200_000 * 0.01) / 3600)
     assert estimate_run(cfg, {}).hours is None
 
 
@@ -114,12 +114,31 @@ def test_paper_dry_run_lists_42_runs_with_configs_and_compute(capsys, tmp_path):
     assert "study paper: 42 runs" in out
     assert out.count("     config: ") == 42 and out.count("     compute: ") == 42
     assert "driving__clip-full__seed2" in out and "env.size=224" in out and "steps=400000" in out
-    assert "total: 12,560,625 updates" in out
+    assert "total: 12,600,000 updates" in out  # 21 x 500,000 (table-top) + 21 x 100,000 (driving)
     assert not (tmp_path / "paper").exists()  # a dry run writes nothing
 
 
 def test_quick_is_the_default_preset(capsys, tmp_path):
     assert main(["study", "--dry-run", "--dir", str(tmp_path / "q")]) == 0
-    assert "study quick: 4 runs" in capsys.readouterr().out
+    assert "study quick: 2 runs" in capsys.readouterr().out
     assert main(["study", "seed=0,1", "--dry-run", "--dir", str(tmp_path / "q")]) == 0
-    assert "study quick: 8 runs" in capsys.readouterr().out
+    assert "study quick: 4 runs" in capsys.readouterr().out
+
+
+def test_dmc_shift_grid_leaves_out_skipped_runs_and_states_its_compute(capsys, tmp_path):
+    plan, _ = make_plan("dmc-shift", [], STUDY)
+    assert {model(s) for s in plan.runs} == {"cnn", "efficientnet_lite0-frozen", "efficientnet_lite0-partial",
+                                             "mobilenet_v2-frozen"}  # MobileNetV2 partial: a skip rule
+    assert len(plan.runs) == 12 and plan.evaluation["episodes"] >= 50
+    config = run_config(STUDY, plan.run("dmc__efficientnet_lite0-partial__seed2"))
+    assert (config.env.name, config.env.size, config.encoder.finetune) == ("dmc:walker-stand", 64, "partial")
+    assert main(["study", "dmc-shift", "--dry-run", "--dir", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("     compute: ") == 12 and "total: 180,000 updates" in out
+
+
+def test_a_rule_needs_set_or_skip(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("base: quick\nrules: [{when: {encoder: cnn}}]\n")
+    with pytest.raises(ValueError, match="'set' .* or 'skip: true'"):
+        make_plan(str(path), [], STUDY)

@@ -2,7 +2,8 @@
 
 A preset (``conf/study/<name>.yaml``, or any YAML file a user writes) has a ``grid`` of axes (``env``,
 ``encoder``, ``finetune``, ``seed`` or any training setting), ``overrides`` every run shares, ``rules`` that add
-overrides to the runs matching a condition (the paper's CNN sees 128² images, its PVMs 224²), and the settings of
+overrides to the runs matching a condition (the paper's CNN sees 128² images, its PVMs 224²) or leave them out
+(``skip: true``), and the settings of
 evaluation, report and compute estimate. ``base: <preset>`` starts from another preset. Command-line overrides
 edit the grid the Hydra way: ``seed=0,1,2`` makes an axis, ``seed=1`` pins it, ``steps=5000`` changes every run,
 ``evaluation.episodes=10`` changes a preset section.
@@ -171,8 +172,9 @@ def expand_grid(cfg: DictConfig) -> list[RunSpec]:
             raise ValueError(f"study grid axis {key!r} has no values")
     rules = _section(cfg, "rules") or []
     for rule in rules:
-        if set(rule) != {"when", "set"}:
-            raise ValueError(f"study rule {rule} must have exactly the keys 'when' and 'set'")
+        if "when" not in rule or len(set(rule) & {"set", "skip"}) != 1 or not set(rule) <= {"when", "set", "skip"}:
+            raise ValueError(f"study rule {rule} must have the key 'when' and one of 'set' (overrides to add) or "
+                             "'skip: true' (leave those runs out)")
     shared = [str(o) for o in cfg.get("overrides") or []]
     shared_encoder = next((o.split("=", 1)[1] for o in reversed(shared) if o.startswith("encoder=")), "cnn")
     runs: dict[str, RunSpec] = {}
@@ -182,9 +184,11 @@ def expand_grid(cfg: DictConfig) -> list[RunSpec]:
         if "finetune" in axes and not _encoder_has_finetune(encoder):
             del axes["finetune"]
         overrides = shared + [f"{AXIS_KEYS.get(k, k)}={v}" for k, v in axes.items()]
-        for rule in rules:
-            if _matches(rule["when"], axes):
-                overrides += [str(o) for o in rule["set"]]
+        matching = [rule for rule in rules if _matches(rule["when"], axes)]
+        if any(rule.get("skip") for rule in matching):
+            continue
+        for rule in matching:
+            overrides += [str(o) for o in rule.get("set") or []]
         name = run_name(axes)
         runs.setdefault(name, RunSpec(name, axes, tuple(overrides)))
     return list(runs.values())
