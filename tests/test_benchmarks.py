@@ -1,0 +1,119 @@
+"""The speed benchmarks' own machinery: peers.py's table (our side only), FLOP counting, gpu_check.sh's refusals."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from tests.conftest import TINY
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+TINY_MODEL = [o for o in TINY if o.startswith("model.")] + ["model.blocks=2"]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """A script of benchmarks/ as a module (the folder is not a package; its scripts import each other)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_peers_times_our_side_and_skips_peers_without_a_checkout(capsys):
+    peers = load_benchmark("peers")
+    code = peers.main(["--sizes", "cpu", "--batches", "2x4", "--precisions", "fp32", "best", "--threads", "1",
+                       "--warmup", "0", "--updates", "1", "--rounds", "1", "--image-size", "32",
+                       "--override", *TINY_MODEL])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for name in ("dreamerv3-torch", "r2dreamer"):
+        assert re.search(rf"{name}: skipped -- no --peer {name}=PATH\. Get it with: git clone \S+{name}", out), out
+    assert "2023 algorithm" not in out  # what differs is printed for the peers that run
+    rows = [line for line in out.splitlines() if line.startswith("| cpu's")]
+    assert len(rows) == 2, out
+    for row, precision in zip(rows, ("fp32", "best"), strict=True):
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[1:4] == ["2x4", precision, "pvm-mbrl"]
+        assert float(cells[4].rstrip("M")) > 0  # parameters trained
+        low, median = (float(cells[i].replace(",", "")) for i in (5, 6))
+        assert 0 < low <= median
+        assert cells[7] == "1"  # one process
+    assert "bf16 autocast" in rows[1]
+
+
+def test_peers_arguments_are_checked(tmp_path):
+    peers = load_benchmark("peers")
+    assert peers.parse_batch("16x64") == (16, 64)
+    with pytest.raises(Exception, match="BATCHxLENGTH"):
+        peers.parse_batch("16")
+    with pytest.raises(Exception, match="one of dreamerv3-torch, r2dreamer"):
+        peers.parse_peer(f"other={tmp_path}")
+    with pytest.raises(Exception, match="not a directory"):
+        peers.parse_peer(f"r2dreamer={tmp_path / 'missing'}")
+    assert peers.parse_peer(f"r2dreamer={tmp_path}") == ("r2dreamer", str(tmp_path.resolve()))
+
+
+def test_update_flops_are_positive_and_grow_with_batch_length():
+    from pvm_mbrl.dreamer.agent import Agent
+    from pvm_mbrl.training.config import compose_config
+
+    update_speed = load_benchmark("update_speed")
+    torch.manual_seed(0)
+    cfg = compose_config([*TINY, "model.blocks=2", "actor_critic.imag_length=2"])
+    agent = Agent(cfg, {"image_size": 32, "vectors": {}}, 2, False, "cpu")
+    flops = {length: update_speed.count_update_flops(agent, update_speed.synthetic_batch(1, length, 32, 2, "cpu"))
+             for length in (2, 4)}
+    assert 0 < flops[2] < flops[4]
+
+
+def test_matmul_rate_is_measured():
+    update_speed = load_benchmark("update_speed")
+    rate, size = update_speed.matmul_gflops("fp32", "cpu", threads=1, n=256, min_seconds=0.02)
+    assert rate > 0 and size == 256
+
+
+def run_gpu_check(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(BENCHMARKS / "gpu_check.sh"), *args], capture_output=True, text=True,
+                          env={**os.environ, "GPU_CHECK_PYTHON": sys.executable, **env}, timeout=120)
+
+
+def test_gpu_check_refuses_to_fall_back_to_the_cpu(tmp_path):
+    proc = run_gpu_check(CUDA_VISIBLE_DEVICES="", OUT=str(tmp_path))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "CUDA is not available" in proc.stderr and "will not fall back to the CPU" in proc.stderr
+    assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_gpu_check_arguments():
+    assert subprocess.run(["bash", "-n", str(BENCHMARKS / "gpu_check.sh")]).returncode == 0
+    usage = run_gpu_check("--help")
+    assert usage.returncode == 0 and "--dry-run" in usage.stdout
+    for bad in (["--only", "bogus"], ["--jobs", "0"], ["--budget", "x"], ["--what"]):
+        proc = run_gpu_check(*bad)
+        assert proc.returncode == 64 and proc.stderr.startswith("gpu_check: "), (bad, proc.stderr)
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_lists_every_encoder_and_mode_on_cuda():
+    proc = run_gpu_check("--dry-run", "--only", "train", CUDA_VISIBLE_DEVICES="")
+    assert proc.returncode == 0, proc.stderr
+    commands = [line for line in proc.stderr.splitlines() if " train device=cuda " in line]
+    runs = {re.search(r"encoder=(\S+)", c).group(1) + (m.group(1) if (m := re.search(r"finetune=(\S+)", c)) else "")
+            for c in commands}
+    expected = {"cnn"} | {f"{e}{m}" for e in ("efficientnet_lite0", "mobilenet_v2", "dinov2", "clip")
+                          for m in ("frozen", "partial", "full")}
+    assert runs == expected
+    assert all("encoder.weights=" in c for c in commands if "encoder=dinov2" in c or "encoder=clip" in c)
+    assert "| train | clip full | dry-run |" in proc.stdout
