@@ -93,8 +93,8 @@ def test_forgetting_of_an_unchanged_encoder_is_zero_and_a_scrambled_one_loses_ac
     assert same["before"] == same["after"] > 0.5  # real digit features: well above chance (0.1)
     after = make_encoder(cfg, 32, 4)
     with torch.no_grad():
-        for parameter in after.parameters():
-            parameter.copy_(torch.randn_like(parameter) * 10)  # a destroyed encoder
+        for parameter in after.parameters():  # a destroyed encoder: constant features (a re-randomised CNN
+            parameter.zero_()                  # is still a fair random-feature extractor for k-NN on digits)
     result = forgetting(before, after, images=300)
     assert result["after"] < result["before"]
 

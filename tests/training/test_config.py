@@ -31,7 +31,7 @@ def test_official_presets_match_dreamerv3():
     (["train_ratio=-1"], "train_ratio must be a number >= 0, got -1"),
     (["env.size=100"], "image size 100 is not supported"),
     (["encoder.name=resnet"], "unknown encoder 'resnet'; known encoders: clip, cnn, dinov2"),
-    (["precision=fp16"], "precision must be 'bf16' or 'fp32', got 'fp16'"),
+    (["precision=fp16"], "precision must be 'auto', 'bf16' or 'fp32', got 'fp16'"),
     (["batch_size=0"], "batch_size must be a positive integer, got 0"),
     (["model.deter=100"], "model.deter \\(100\\) must be divisible by model.blocks \\(8\\)"),
     (["nosuchkey=1"], "bad config override"),
