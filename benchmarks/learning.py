@@ -32,6 +32,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from pvm_mbrl.training.logger import read_metrics  # noqa: E402
+
 # DreamerV3's published DMC-vision bands: mean (min, max) over seeds of the training-episode score averaged
 # over the window (start, end] env steps (shared/DESIGN.md, from the official scores file).
 WINDOWS = ((0, 25_000), (25_000, 50_000), (50_000, 100_000))
@@ -64,19 +66,8 @@ def window_mean(curve: list[tuple[int, float]], window: tuple[int, int]) -> floa
 
 
 def read_curve(run_dir: Path, key: str = "episode/return") -> list[tuple[int, float]]:
-    """(env step, value) of ``key`` from a run's ``metrics.jsonl``, skipping a torn last line."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    curve = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if key in row:
-            curve.append((int(row["step"]), float(row[key])))
-    return curve
+    """(env step, value) of ``key`` from a run's ``metrics.jsonl`` (none before the run has written one)."""
+    return read_metrics(run_dir, key) if (run_dir / "metrics.jsonl").exists() else []
 
 
 def train_command(run: Run, args: argparse.Namespace) -> list[str]:

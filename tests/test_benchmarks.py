@@ -117,3 +117,19 @@ def test_gpu_check_dry_run_lists_every_encoder_and_mode_on_cuda():
     assert runs == expected
     assert all("encoder.weights=" in c for c in commands if "encoder=dinov2" in c or "encoder=clip" in c)
     assert "| train | clip full | dry-run |" in proc.stdout
+
+
+def test_learning_window_means_follow_dreamerv3s_scores_convention(tmp_path):
+    learning = load_benchmark("learning")
+    curve = [(1_000 * k, float(k)) for k in range(1, 51)]  # value k logged at step 1,000 k
+    assert learning.window_mean(curve, (0, 25_000)) == pytest.approx(13.0)  # mean of 1..25
+    assert learning.window_mean(curve, (25_000, 50_000)) == pytest.approx(38.0)  # mean of 26..50
+    assert learning.window_mean(curve, (50_000, 100_000)) is None  # the run has not reached 100k
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1000, "episode/return": 5.0}\n{"step": 2000, "episode/re')
+    assert learning.read_curve(run) == [(1000, 5.0)]  # a torn last line (a killed run) is skipped
+    assert learning.read_curve(tmp_path / "absent") == []
+    summary = learning.summarise([learning.Run("dmc:walker-stand", 0, run)])
+    assert summary["dmc:walker-stand"]["published"]["25000-50000"] == (625, 536, 711)
+    assert "target" not in summary["dmc:walker-stand"]  # no seed reached the judged window's end

@@ -80,7 +80,13 @@ class ProgressLine:
 
 
 def read_metrics(run_dir: Path, key: str) -> list[tuple[int, float]]:
-    """(step, value) pairs of one metric from a run's ``metrics.jsonl``."""
+    """(step, value) pairs of one metric from a run's ``metrics.jsonl``; a line that does not decode (a write
+    torn by a crash) is skipped, so a running or killed run can be read."""
     path = Path(run_dir) / "metrics.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
     return [(row["step"], row[key]) for row in rows if key in row]
