@@ -60,7 +60,7 @@ def test_checkpoint_round_trip_restores_step_weights_optimiser_and_replay(tiny_o
 
 
 def test_resume_with_a_different_model_is_refused(tiny_overrides):
-    Trainer(compose_config([*tiny_overrides, *SHORT, "steps=8", "prefill=8"])).run()
+    Trainer(compose_config([*tiny_overrides, *SHORT, "steps=8", "prefill=4"])).run()
     with pytest.raises(ValueError, match="different config.*model.units: 32 -> 64"):
         Trainer(compose_config([*tiny_overrides, *SHORT, "model.units=64"]))
 

@@ -35,6 +35,15 @@ def test_official_presets_match_dreamerv3():
     (["batch_size=0"], "batch_size must be a positive integer, got 0"),
     (["model.deter=100"], "model.deter \\(100\\) must be divisible by model.blocks \\(8\\)"),
     (["nosuchkey=1"], "bad config override"),
+    (["train_ratio=inf"], "train_ratio must be a finite number > 0.*got inf"),
+    (["train_ratio=0"], "train_ratio must be a finite number > 0.*got 0"),
+    (["batch_length=1"], "batch_length must be >= 2.*got 1"),
+    (["prefill=5000", "steps=800"], r"prefill \(5000\) must be below steps \(800\)"),
+    (["optim.lr=-1"], r"optim.lr must be a number in \(0, 1\), got -1"),
+    (["optim.lr=1000"], r"optim.lr must be a number in \(0, 1\), got 1000"),
+    (["optim.agc=-0.3"], "optim.agc must be a number >= 0 and finite, got -0.3"),
+    (["optim.eps=nan"], r"optim.eps must be a number in \[0, 1\), got nan"),
+    (["optim.warmup=-5"], "optim.warmup must be an integer >= 0, got -5"),
 ])
 def test_bad_values_fail_naming_value_and_choices(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -46,3 +55,15 @@ def test_cli_reports_bad_config_without_traceback(capsys):
     err = capsys.readouterr().err
     assert "unknown model preset 'huge'" in err and "Traceback" not in err
     assert "cpu" in group_options("model")
+
+
+def test_metrics_after_a_torn_line_start_on_a_fresh_line(tmp_path):
+    from pvm_mbrl.training.logger import MetricsLogger, read_metrics
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss/rec": 2.0}\n{"step": 2, "loss/r')  # a killed write
+    logger = MetricsLogger(tmp_path, tensorboard=False)
+    logger.write(3, {"loss/rec": 4.0})
+    logger.close()
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert lines[-1].startswith('{"step": 3') and len(lines) == 3
+    assert read_metrics(tmp_path, "loss/rec") == [(1, 2.0), (3, 4.0)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -58,6 +59,19 @@ def validate_config(cfg: DictConfig) -> None:
     for key in ("train_ratio", "prefill", "threads", "time_limit_minutes"):
         _require(isinstance(cfg[key], int | float) and cfg[key] >= 0,
                  f"{key} must be a number >= 0, got {cfg[key]!r}")
+    _require(math.isfinite(cfg.train_ratio) and cfg.train_ratio > 0,
+             f"train_ratio must be a finite number > 0 (replayed steps per agent step), got {cfg.train_ratio!r}")
+    _require(cfg.batch_length >= 2, f"batch_length must be >= 2 (returns need a next step), got {cfg.batch_length!r}")
+    _require(cfg.prefill < cfg.steps, f"prefill ({cfg.prefill}) must be below steps ({cfg.steps}): the run would "
+             "never train")
+    optim_ranges = {"lr": (lambda v: 0 < v < 1, "in (0, 1)"), "eps": (lambda v: 0 <= v < 1, "in [0, 1)"),
+                    "agc": (lambda v: 0 <= v < math.inf, ">= 0 and finite")}
+    for key, (accepted, description) in optim_ranges.items():
+        value = cfg.optim[key]
+        _require(isinstance(value, int | float) and accepted(value),
+                 f"optim.{key} must be a number {description}, got {value!r}")
+    _require(isinstance(cfg.optim.warmup, int) and cfg.optim.warmup >= 0,
+             f"optim.warmup must be an integer >= 0, got {cfg.optim.warmup!r}")
     _require(cfg.replay_context in (0, 1), f"replay_context must be 0 or 1, got {cfg.replay_context!r}")
     _require(cfg.model.classes <= 256, f"model.classes must be <= 256 (replay stores latents as bytes), "
              f"got {cfg.model.classes!r}")

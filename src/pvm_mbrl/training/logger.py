@@ -16,7 +16,10 @@ class MetricsLogger:
 
     def __init__(self, run_dir: Path, tensorboard: bool = True):
         self.path = run_dir / "metrics.jsonl"
+        torn = self.path.exists() and self.path.stat().st_size > 0 and not self.path.read_bytes().endswith(b"\n")
         self._file = open(self.path, "a")  # noqa: SIM115 - kept open for the run
+        if torn:  # a crash cut the last record: the next one starts on its own line instead of extending it
+            self._file.write("\n")
         self._writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
