@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--length", type=int, default=16)
     parser.add_argument("--decoder-size", type=int, default=64)
-    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--precision", default="auto", help="auto | bf16 | fp32 (auto: bf16 where native)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--trainable-blocks", type=int, default=None,

@@ -74,7 +74,8 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu", help="model preset (model=...)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=16)
-    parser.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
+    parser.add_argument("--precision", default="fp32", choices=("bf16", "fp32"),
+                        help="the same on both sides (older checkouts know no 'auto')")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--updates", type=int, default=5, help="timed updates per process")
     parser.add_argument("--rounds", type=int, default=2, help="process pairs, alternating the order")
