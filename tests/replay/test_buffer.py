@@ -91,7 +91,7 @@ def test_online_queue_trains_each_new_segment_once_before_uniform_samples():
     assert batch["t"][:3, 0].tolist() == [0, 0, 5] and batch["stream"][:3, 0].tolist() == [0, 1, 0]
     rest = buffer.sample(4, 5)  # one queued segment left (stream 1, t 5..9), then uniform
     assert rest["t"][0, 0] == 5 and rest["stream"][0, 0] == 1
-    assert buffer.online_queue == []
+    assert not buffer.online_queue
     assert buffer.sample(2, 3)["t"].shape == (2, 3)  # other lengths never take from the queue
 
 

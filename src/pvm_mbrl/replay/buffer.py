@@ -17,6 +17,7 @@ than RAM (1M steps of ViT tokens) costs disk, with the OS page cache holding wha
 from __future__ import annotations
 
 import re
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ class ReplayBuffer:
         self.totals = np.zeros(num_streams, np.int64)  # steps ever added per stream
         self.saved = np.zeros(num_streams, np.int64)  # steps per stream already in chunk files
         self.online_length = online_length
-        self.online_queue: list[tuple[int, int]] = []  # (stream, total at the segment's end), oldest first
+        self.online_queue: deque[tuple[int, int]] = deque()  # (stream, total at the segment's end), oldest first
 
     # ---------------------------------------------------------------- adding
     def _allocate(self, step: dict[str, np.ndarray]) -> None:
@@ -118,7 +119,7 @@ class ReplayBuffer:
         """Up to ``limit`` queued segments that are still whole in the ring, oldest first."""
         taken = []
         while self.online_queue and len(taken) < limit:
-            stream, end = self.online_queue.pop(0)
+            stream, end = self.online_queue.popleft()
             if end - self.online_length >= self.totals[stream] - self.stream_capacity:
                 taken.append((stream, end))
         return taken
@@ -197,4 +198,4 @@ class ReplayBuffer:
     def load_state(self, state: dict) -> None:
         self.load(state["totals"])
         self.rng.bit_generator.state = state["rng"]
-        self.online_queue = [tuple(entry) for entry in state.get("online_queue", [])]
+        self.online_queue = deque(tuple(entry) for entry in state.get("online_queue", []))
