@@ -32,7 +32,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pvm_mbrl.training.logger import read_metrics  # noqa: E402
+from pvm_mbrl.rundir import RunDir  # noqa: E402
 
 # DreamerV3's published DMC-vision bands: mean (min, max) over seeds of the training-episode score averaged
 # over the window (start, end] env steps (shared/DESIGN.md, from the official scores file).
@@ -67,7 +67,7 @@ def window_mean(curve: list[tuple[int, float]], window: tuple[int, int]) -> floa
 
 def read_curve(run_dir: Path, key: str = "episode/return") -> list[tuple[int, float]]:
     """(env step, value) of ``key`` from a run's ``metrics.jsonl`` (none before the run has written one)."""
-    return read_metrics(run_dir, key) if (run_dir / "metrics.jsonl").exists() else []
+    return RunDir(run_dir).metric(key)
 
 
 def train_command(run: Run, args: argparse.Namespace) -> list[str]:
@@ -77,17 +77,9 @@ def train_command(run: Run, args: argparse.Namespace) -> list[str]:
             "eval_episodes=2", "checkpoint_every=5000", *args.overrides]
 
 
-def run_status(run: Run) -> dict:
-    try:
-        return json.loads((run.run_dir / "status.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def launch(runs: list[Run], args: argparse.Namespace) -> list[str]:
     """Train every unfinished run, ``args.parallel`` at a time; returns the names of runs that failed."""
-    pending = [r for r in runs if run_status(r).get("state") != "finished"
-               or run_status(r).get("env_steps", 0) < args.steps]
+    pending = [r for r in runs if not RunDir(r.run_dir).trained(args.steps)]
     active: dict[str, tuple[Run, subprocess.Popen, float]] = {}
     failed: list[str] = []
     last_report = 0.0
@@ -110,7 +102,7 @@ def launch(runs: list[Run], args: argparse.Namespace) -> list[str]:
         if time.time() - last_report >= 60 and active:
             last_report = time.time()
             for run, _, started in active.values():
-                status = run_status(run)
+                status = RunDir(run.run_dir).status()
                 print(f"[learning] {run.name}: {status.get('env_steps', 0):,}/{args.steps:,} env steps "
                       f"({time.time() - started:,.0f} s this launch); progress in {run.run_dir / 'learning.log'}",
                       flush=True)

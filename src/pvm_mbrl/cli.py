@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pvm_mbrl.evaluation.settings import EvaluationSettings
 from pvm_mbrl.locks import LockedError
 
 EPILOG = """examples:
@@ -46,15 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--print-config", action="store_true", help="print the composed config and exit")
     evaluate = commands.add_parser("evaluate", help="run checkpoints on every shift suite of their env")
     evaluate.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    evaluate.add_argument("--episodes", type=int, default=200, help="episodes per suite (the paper's 200)")
+    defaults = EvaluationSettings()
+    evaluate.add_argument("--episodes", type=int, default=defaults.episodes,
+                          help="episodes per suite (the paper's 200)")
     evaluate.add_argument("--suites", nargs="+", default=None, help="only these suites (default: all)")
-    evaluate.add_argument("--seed", type=int, default=0, help="picks another fixed set of episode seeds")
+    evaluate.add_argument("--seed", type=int, default=defaults.seed, help="picks another fixed set of episode seeds")
     evaluate.add_argument("--greedy", action="store_true", help="take the policy's mode instead of sampling")
     evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--samples", type=int, default=256, help="latents z_t kept per suite")
-    evaluate.add_argument("--sample-every", type=int, default=4, help="keep z_t every N-th step")
-    evaluate.add_argument("--frames", type=int, default=16, help="observations (+ saliency) kept per suite")
-    evaluate.add_argument("--forgetting-images", type=int, default=None,
+    evaluate.add_argument("--samples", type=int, default=defaults.samples, help="latents z_t kept per suite")
+    evaluate.add_argument("--sample-every", type=int, default=defaults.sample_every, help="keep z_t every N-th step")
+    evaluate.add_argument("--frames", type=int, default=defaults.frames,
+                          help="observations (+ saliency) kept per suite")
+    evaluate.add_argument("--forgetting-images", type=int, default=defaults.forgetting_images,
                           help="digit images for the forgetting measure (default all 1,797; 0 skips it)")
     evaluate.add_argument("--study", default=None, help="also add the rows to STUDY/returns.csv")
     report = commands.add_parser("report", help="write STUDY_DIR/report/report.md and .html over all its runs")
@@ -111,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from pvm_mbrl.evaluation.suites import evaluate_suites
 
+            settings = EvaluationSettings(args.episodes, args.seed, args.greedy, args.samples, args.sample_every,
+                                          args.frames, args.forgetting_images)
             for run_dir in args.run_dirs:
-                evaluate_suites(run_dir, args.episodes, args.suites, args.seed, args.greedy, args.device,
-                                args.samples, args.sample_every, args.frames, args.forgetting_images, args.study)
+                evaluate_suites(run_dir, settings, args.suites, args.device, args.study)
     except (ValueError, FileNotFoundError, LockedError) as error:
         print(f"pvm-mbrl: error: {error}", file=sys.stderr)
         return 2

@@ -1,5 +1,5 @@
 """A synthetic table-top study whose answers are known: run directories as training and evaluation write them
-(real configs, metrics lines, the evaluation files through ``write_run_evaluation``/``save_samples``), with
+(real configs, metrics lines, the evaluation files through ``RunDir.write_evaluation``/``save_samples``), with
 returns, curves, latents and saliency maps drawn so that every number of the report can be checked by hand.
 
 Per model (3 seeds each), seed ``s``'s episodes have normalised scores ``SCORES[model][suite] + 0.01 (s - 1)``
@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from pvm_mbrl.envs.suites import load_suites
-from pvm_mbrl.evaluation.suites import model_identity, save_samples, write_run_evaluation
+from pvm_mbrl.evaluation.settings import model_identity
+from pvm_mbrl.rundir import RunDir
 from pvm_mbrl.training.config import compose_config, to_yaml
 
 MODELS = {  # model label -> encoder overrides
@@ -97,10 +98,10 @@ def make_study(root: Path) -> Path:
                 shift = OOD_SHIFT[model] if name == "hard_ood" else 0.0
                 z = rng.normal(0, 1, (120, 16)).astype(np.float32)
                 z[:, 0] += shift
-                save_samples(run, name, {"z": z, **_frames(model, rng, 6)})
+                RunDir(run).save_samples(name, {"z": z, **_frames(model, rng, 6)})
             before_after = FORGETTING.get(model)
             forgetting = ({"before": before_after[0] + 0.01 * seed, "after": before_after[1] + 0.01 * seed,
                            "images": 1797, "k": 5} if before_after else None)
-            write_run_evaluation(run, rows, {"env_steps": int(STEPS[-1]), "episodes": EPISODES,
-                                             "suites": list(suites.suites), "forgetting": forgetting})
+            RunDir(run).write_evaluation(rows, {"env_steps": int(STEPS[-1]), "episodes": EPISODES,
+                                                "suites": list(suites.suites), "forgetting": forgetting})
     return root

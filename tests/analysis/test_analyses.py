@@ -6,10 +6,10 @@ import torch
 from omegaconf import OmegaConf
 
 from pvm_mbrl.analysis.correlations import Correlation, property_correlations
-from pvm_mbrl.analysis.forgetting import digit_images, forgetting, knn_accuracy
 from pvm_mbrl.analysis.objectness import jaccard, mass_threshold, objectness
 from pvm_mbrl.analysis.representations import domain_classifier_accuracy, umap_embedding
 from pvm_mbrl.encoders.registry import make_encoder
+from pvm_mbrl.evaluation.forgetting import digit_images, forgetting, knn_accuracy
 
 
 def square(size, top, left, side):

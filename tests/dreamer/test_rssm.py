@@ -1,7 +1,7 @@
 import torch
 
-from pvm_mbrl.dreamer.nets import BlockLinear
 from pvm_mbrl.dreamer.rssm import RSSM
+from pvm_mbrl.nets import BlockLinear
 
 
 def make_rssm():
@@ -107,7 +107,7 @@ def test_posterior_loop_matches_single_steps():
 
 
 def test_channel_rms_norm_equals_rms_norm_over_channels():
-    from pvm_mbrl.dreamer.nets import ChannelRMSNorm
+    from pvm_mbrl.nets import ChannelRMSNorm
 
     norm = ChannelRMSNorm(6, eps=1e-4)
     torch.nn.init.normal_(norm.weight)

@@ -11,14 +11,9 @@ from omegaconf import OmegaConf
 
 from pvm_mbrl.analysis.report import ReportOptions, write_report
 from pvm_mbrl.cli import main
-from pvm_mbrl.evaluation.suites import (
-    TABLE_COLUMNS,
-    episode_seeds,
-    evaluate_suites,
-    load_samples,
-    model_identity,
-    suite_names,
-)
+from pvm_mbrl.evaluation.settings import EvaluationSettings, model_identity, suite_names
+from pvm_mbrl.evaluation.suites import episode_seeds, evaluate_suites
+from pvm_mbrl.rundir import TABLE_COLUMNS, RunDir
 from pvm_mbrl.training.config import compose_config
 from pvm_mbrl.training.loop import Trainer
 from tests.conftest import TINY
@@ -64,7 +59,7 @@ def test_dmc_run_is_evaluated_on_every_suite_into_the_tidy_table(dmc_run, capsys
     assert table["episode_seed"].tolist() == episode_seeds(1) * 3 and (table["length"] == 125).all()
     images = {}
     for suite in ("id", "easy_ood", "hard_ood"):
-        samples = load_samples(dmc_run, suite)
+        samples = RunDir(dmc_run).load_samples(suite)
         assert samples["z"].shape == (20, 32 * 4)  # every 3rd of 125 steps, up to 20; stoch x classes of TINY
         assert np.allclose(samples["z"].sum(1), 32)  # one-hot latents: one class per variable
         assert samples["image"].shape == (3, 32, 32, 3) and samples["saliency"].shape == (3, 32, 32)
@@ -78,7 +73,7 @@ def test_dmc_run_is_evaluated_on_every_suite_into_the_tidy_table(dmc_run, capsys
 @pytest.mark.slow
 def test_unknown_suite_names_the_run_and_the_accepted_suites(dmc_run):
     with pytest.raises(ValueError, match=r"has no suite\(s\) fog; its suites: id, easy_ood, hard_ood"):
-        evaluate_suites(dmc_run, episodes=1, suites=["fog"])
+        evaluate_suites(dmc_run, EvaluationSettings(episodes=1), suites=["fog"])
 
 
 @pytest.mark.slow
@@ -87,10 +82,11 @@ def test_tabletop_pipeline_train_evaluate_every_suite_and_report(tmp_path):
     run = tmp_path / "study" / "cnn" / "seed0"
     Trainer(compose_config([*TINY, *SHORT, "env=tabletop", "env.size=64", f"run_dir={run}", "steps=150",
                             "prefill=100", "checkpoint_every=150"])).run()
-    summary = evaluate_suites(run, episodes=1, samples=40, sample_every=1, frames=8, log=lambda _: None)
+    summary = evaluate_suites(run, EvaluationSettings(episodes=1, samples=40, sample_every=1, frames=8),
+                              log=lambda _: None)
     assert list(summary["suites"]) == ["id", "easy_ood", "hard_ood"] and summary["forgetting"] is None
     for suite in summary["suites"]:
-        samples = load_samples(run, suite)
+        samples = RunDir(run).load_samples(suite)
         assert samples["z"].shape[0] == 40 and samples["object_mask"].shape == (8, 64, 64)
         assert samples["object_mask"].any() and samples["saliency"].max() == pytest.approx(1.0)
     table = pd.read_csv(run / "evaluations" / "episodes.csv")

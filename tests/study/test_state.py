@@ -6,8 +6,8 @@ import time
 import pytest
 
 from pvm_mbrl.locks import directory_lock
+from pvm_mbrl.rundir import JOB_FILE
 from pvm_mbrl.study.state import (
-    JOB_FILE,
     RunState,
     RunStatus,
     evaluation_done,

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pvm_mbrl.cli import main
-from pvm_mbrl.study.state import JOB_FILE, JOB_LOG
+from pvm_mbrl.rundir import JOB_FILE, JOB_LOG
 from tests.study.conftest import TINY_STUDY
 
 pytestmark = pytest.mark.slow

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from pvm_mbrl.training.checkpoint import load_checkpoint, save_checkpoint
+from pvm_mbrl.checkpoint import load_checkpoint, save_checkpoint
+from pvm_mbrl.rundir import RunDir
 from pvm_mbrl.training.config import compose_config
-from pvm_mbrl.training.logger import read_metrics
 from pvm_mbrl.training.loop import Trainer
 
 SHORT = ["steps=160", "prefill=60", "train_ratio=16", "log_every=40", "eval_every=1000", "eval_episodes=1",
@@ -55,7 +55,7 @@ def test_checkpoint_round_trip_restores_step_weights_optimiser_and_replay(tiny_o
     resumed.run()
     status = json.loads((resumed.run_dir / "status.json").read_text())
     assert status == {**status, "state": "finished", "env_steps": 240}
-    steps = [s for s, _ in read_metrics(resumed.run_dir, "speed/env_steps_per_s")]
+    steps = [s for s, _ in RunDir(resumed.run_dir).metric("speed/env_steps_per_s")]
     assert steps == sorted(steps) and steps[-1] == 240  # the metrics file continues across the resume
 
 

@@ -58,12 +58,13 @@ def test_cli_reports_bad_config_without_traceback(capsys):
 
 
 def test_metrics_after_a_torn_line_start_on_a_fresh_line(tmp_path):
-    from pvm_mbrl.training.logger import MetricsLogger, read_metrics
+    from pvm_mbrl.rundir import RunDir
+    from pvm_mbrl.training.logger import MetricsLogger
 
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss/rec": 2.0}\n{"step": 2, "loss/r')  # a killed write
-    logger = MetricsLogger(tmp_path, tensorboard=False)
+    logger = MetricsLogger(RunDir(tmp_path), tensorboard=False)
     logger.write(3, {"loss/rec": 4.0})
     logger.close()
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert lines[-1].startswith('{"step": 3') and len(lines) == 3
-    assert read_metrics(tmp_path, "loss/rec") == [(1, 2.0), (3, 4.0)]
+    assert RunDir(tmp_path).metric("loss/rec") == [(1, 2.0), (3, 4.0)]

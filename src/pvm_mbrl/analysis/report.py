@@ -35,7 +35,8 @@ from pvm_mbrl.analysis.statistics import (
 )
 from pvm_mbrl.analysis.study import Run, Study, read_study
 from pvm_mbrl.envs.suites import SuiteSet
-from pvm_mbrl.evaluation.suites import ID_SUITE, family_suites, load_samples
+from pvm_mbrl.evaluation.settings import ID_SUITE, family_suites
+from pvm_mbrl.rundir import RunDir
 
 LOSS_KEYS = {"reconstruction": "loss/rec", "reward": "loss/rew", "dynamics": "loss/dyn"}
 REPORT_DIR = "report"
@@ -339,7 +340,7 @@ class Report:
 
     def _domain_latents(self, run: Run, env: str, setting: str) -> np.ndarray:
         members = reporting_settings(env)[setting]
-        return np.concatenate([load_samples(run.path, suite)["z"] for suite in members])
+        return np.concatenate([RunDir(run.path).load_samples(suite)["z"] for suite in members])
 
     def invariance(self, env: str, runs: Sequence[Run], models: Sequence[str], hard: str) -> dict[str, list[float]]:
         o = self.options
@@ -398,7 +399,7 @@ class Report:
         for run in runs:
             if run.episodes is None:
                 continue
-            samples = load_samples(run.path, ID_SUITE)
+            samples = RunDir(run.path).load_samples(ID_SUITE)
             if "object_mask" not in samples or "saliency" not in samples:
                 continue
             try:
@@ -433,7 +434,7 @@ class Report:
             for run in (r for r in runs if r.model == model and r.episodes is not None):
                 entries = []
                 for label, suite in ((ID_SUITE, ID_SUITE), (hard, reporting_settings(env)[hard][-1])):
-                    samples = load_samples(run.path, suite)
+                    samples = RunDir(run.path).load_samples(suite)
                     if "saliency" not in samples:
                         break
                     visible = samples["object_mask"].any((1, 2)) if "object_mask" in samples else None

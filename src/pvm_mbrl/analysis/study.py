@@ -1,7 +1,7 @@
 """Reading a study directory: every run directory under it, what each holds, and what is wrong with it.
 
-A study is any directory tree whose run directories (those holding ``config.yaml``, ``metrics.jsonl``,
-``checkpoint.pt`` or ``status.json``, as ``pvm-mbrl train`` writes them) are the runs to compare. Reading never
+A study is any directory tree whose run directories (``pvm_mbrl.rundir.find_run_dirs``: as ``pvm-mbrl train``
+writes them) are the runs to compare. Reading never
 fails on one bad run: each problem becomes a line naming the run and what is missing, the run is kept for whatever
 it still has (curves without an evaluation, an evaluation of a run still training) or left out when nothing of it
 can be used, and the report covers the rest.
@@ -9,7 +9,6 @@ can be used, and the report covers the rest.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,19 +16,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from pvm_mbrl.evaluation.suites import (
-    ANALYSIS_FILE,
-    EPISODES_FILE,
-    STUDY_TABLE,
-    TABLE_COLUMNS,
-    evaluation_dir,
-    model_identity,
-    suite_names,
-)
-from pvm_mbrl.study.state import JOB_FILE, JOB_LOG, read_json
-from pvm_mbrl.training.checkpoint import CHECKPOINT_NAME
+from pvm_mbrl.evaluation.settings import model_identity, suite_names
+from pvm_mbrl.evaluation.suites import STUDY_TABLE
+from pvm_mbrl.rundir import RUN_FILES, TABLE_COLUMNS, RunDir, find_run_dirs, read_json
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", CHECKPOINT_NAME, "status.json")
 FINETUNE_ORDER = ("scratch", "full", "partial", "frozen")
 
 
@@ -106,60 +96,35 @@ class Study:
         return path
 
 
-def find_run_dirs(study_dir: Path) -> list[Path]:
-    """Directories under ``study_dir`` holding any run file (not looking inside a run directory, nor inside hidden
-    directories, where a study keeps launcher logs and discarded half-written runs)."""
-    found = []
-
-    def visit(directory: Path) -> None:
-        if any((directory / name).exists() for name in RUN_FILES):
-            found.append(directory)
-            return
-        for child in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            visit(child)
-
-    visit(study_dir)
-    return found
-
-
-def read_metrics_file(path: Path) -> tuple[pd.DataFrame, str | None]:
-    """A ``metrics.jsonl`` as a table, tolerating a half-written last line; returns ``(table, note)``."""
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    records, bad = [], []
-    for number, line in enumerate(lines, 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            bad.append(number)
-    note = None
-    if bad:
-        where = "its last line is half-written" if bad == [len(lines)] else f"lines {bad[:5]} are not JSON"
-        note = f"metrics.jsonl: {where}; used the {len(records)} complete records"
+def read_metrics_table(files: RunDir) -> tuple[pd.DataFrame, str | None]:
+    """A run's metrics as a table, skipping lines that do not decode; returns ``(table, note)``."""
+    records, note = files.metric_records()
     table = pd.DataFrame(records)
     if len(table) and "step" not in table:
-        return pd.DataFrame(), "metrics.jsonl has no 'step' field; no curves"
+        return pd.DataFrame(), f"{files.metrics_path.name} has no 'step' field; no curves"
     return table, note
 
 
 def _read_evaluation(run: Run, problems: list[str]) -> None:
     """Attach the run's episode table and analysis record, reporting missing or mismatched suites."""
-    out = evaluation_dir(run.path)
-    if not (out / EPISODES_FILE).exists():
+    files = RunDir(run.path)
+    table_name = files.episodes.relative_to(files.path).as_posix()
+    if not files.episodes.exists():
         if run.has_checkpoint:
-            problems.append(f"{run.name}: not evaluated yet (no {out.name}/{EPISODES_FILE}); run "
+            problems.append(f"{run.name}: not evaluated yet (no {table_name}); run "
                             f"`pvm-mbrl evaluate {run.path}`")
         else:
-            problems.append(f"{run.name}: no {CHECKPOINT_NAME} and no evaluation; it cannot be evaluated, only its "
-                            f"curves are used")
+            problems.append(f"{run.name}: no {files.checkpoint.name} and no evaluation; it cannot be evaluated, "
+                            f"only its curves are used")
         return
     try:
-        episodes = pd.read_csv(out / EPISODES_FILE)
+        episodes = pd.read_csv(files.episodes)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        problems.append(f"{run.name}: {out.name}/{EPISODES_FILE} is unreadable ({error}); re-run evaluate")
+        problems.append(f"{run.name}: {table_name} is unreadable ({error}); re-run evaluate")
         return
     missing_columns = [c for c in TABLE_COLUMNS if c != "run" and c not in episodes]
     if missing_columns:
-        problems.append(f"{run.name}: {out.name}/{EPISODES_FILE} lacks columns {', '.join(missing_columns)}; "
+        problems.append(f"{run.name}: {table_name} lacks columns {', '.join(missing_columns)}; "
                         f"re-run evaluate")
         return
     if set(episodes["env"]) != {run.env}:
@@ -178,17 +143,21 @@ def _read_evaluation(run: Run, problems: list[str]) -> None:
         problems.append(f"{run.name}: not evaluated on suite(s) {', '.join(absent)}; re-run `pvm-mbrl evaluate "
                         f"{run.path}` (it is left out of comparisons that need them)")
     run.episodes = episodes.reset_index(drop=True)
-    if (out / ANALYSIS_FILE).exists():
-        run.analysis = json.loads((out / ANALYSIS_FILE).read_text())
+    if files.analysis.exists():
+        run.analysis = read_json(files.analysis)
+        if run.analysis is None:
+            problems.append(f"{run.name}: {files.analysis.name} is unreadable; re-run evaluate")
 
 
 def read_run(path: Path, study_dir: Path, problems: list[str]) -> Run | None:
     """One run directory, or None (with a problem line) when it has no usable config."""
     name = path.relative_to(study_dir).as_posix() if path != study_dir else path.name
-    config_path = path / "config.yaml"
+    files = RunDir(path)
+    config_path = files.config
     if not config_path.exists():
         present = [f for f in RUN_FILES if (path / f).exists()]
-        problems.append(f"{name}: config.yaml is missing (has {', '.join(present)}): a half-written or foreign run "
+        problems.append(f"{name}: {config_path.name} is missing (has {', '.join(present)}): a half-written or "
+                        f"foreign run "
                         f"directory; skipped")
         return None
     try:
@@ -197,29 +166,27 @@ def read_run(path: Path, study_dir: Path, problems: list[str]) -> Run | None:
         encoder, finetune, model = model_identity(cfg.encoder)
         suite_names(env)
     except Exception as error:  # noqa: BLE001 - any unreadable config is reported, not fatal
-        problems.append(f"{name}: config.yaml is unreadable or incomplete ({type(error).__name__}: {error}); skipped")
+        problems.append(f"{name}: {config_path.name} is unreadable or incomplete ({type(error).__name__}: "
+                        f"{error}); skipped")
         return None
     state = "unknown"
-    status_path = path / "status.json"
-    if status_path.exists():
-        status = json.loads(status_path.read_text())
+    if files.status_path.exists():
+        status = files.status()
         state = status.get("state", "unknown")
         if state != "finished":
             problems.append(f"{name}: training is {state} at {status.get('env_steps', '?')} of "
                             f"{status.get('total_steps', '?')} env steps; its curves and evaluation are partial")
     else:
-        problems.append(f"{name}: status.json is missing; the training state is unknown")
-    job = read_json(path / JOB_FILE) or {}
+        problems.append(f"{name}: {files.status_path.name} is missing; the training state is unknown")
+    job = files.job_record()
     if job.get("state") == "crashed":
-        problems.append(f"{name}: its study job crashed ({job.get('error')}); see {name}/{JOB_LOG}")
-    run = Run(path, name, cfg, env, encoder, finetune, model, seed, state, (path / CHECKPOINT_NAME).exists())
-    metrics_path = path / "metrics.jsonl"
-    if metrics_path.exists():
-        run.metrics, note = read_metrics_file(metrics_path)
-        if note:
-            problems.append(f"{name}: {note}")
+        problems.append(f"{name}: its study job crashed ({job.get('error')}); see {name}/{files.job_log.name}")
+    run = Run(path, name, cfg, env, encoder, finetune, model, seed, state, files.checkpoint.exists())
+    run.metrics, note = read_metrics_table(files)
+    if note:
+        problems.append(f"{name}: {note}")
     if run.metrics.empty:
-        problems.append(f"{name}: metrics.jsonl is missing or empty; no learning or loss curves")
+        problems.append(f"{name}: {files.metrics_path.name} is missing or empty; no learning or loss curves")
     _read_evaluation(run, problems)
     return run
 
@@ -232,7 +199,7 @@ def read_study(study_dir: str | Path) -> Study:
     problems: list[str] = []
     runs = [run for path in find_run_dirs(study_dir) if (run := read_run(path, study_dir, problems)) is not None]
     if not runs:
-        raise ValueError(f"no usable run directory under {study_dir} (a run directory holds config.yaml and "
-                         f"metrics.jsonl as `pvm-mbrl train` writes them)" + (f"; {'; '.join(problems)}"
+        raise ValueError(f"no usable run directory under {study_dir} (a run directory holds a config and "
+                         f"metrics as `pvm-mbrl train` writes them)" + (f"; {'; '.join(problems)}"
                                                                                 if problems else ""))
     return Study(study_dir, runs, problems)

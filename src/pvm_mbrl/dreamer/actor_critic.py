@@ -9,10 +9,10 @@ from omegaconf import DictConfig
 from torch import nn
 
 from pvm_mbrl.dreamer.distributions import BoundedNormal, OneHotCategorical, SymexpTwoHot
-from pvm_mbrl.dreamer.nets import MLP
 from pvm_mbrl.dreamer.returns import PercentileNormalizer, lambda_returns
 from pvm_mbrl.dreamer.rssm import RSSMState
 from pvm_mbrl.dreamer.world_model import WorldModel
+from pvm_mbrl.nets import MLP
 
 
 class ActorCritic(nn.Module):

@@ -33,6 +33,14 @@ def native_bf16(device: torch.device) -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use device=cpu or device=auto")
+    return torch.device(name)
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` becomes bf16 where the device computes it natively, else fp32; bf16 and fp32 stay."""
     if precision == "auto":

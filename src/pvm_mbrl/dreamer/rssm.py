@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pvm_mbrl.dreamer.distributions import OneHotCategorical, free_nats_kl
-from pvm_mbrl.dreamer.nets import MLP, NORM_EPS, BlockLinear, NormAct, RMSNorm, init_fan_in_, linear
+from pvm_mbrl.nets import MLP, NORM_EPS, BlockLinear, NormAct, RMSNorm, init_fan_in_, linear
 
 
 @dataclass

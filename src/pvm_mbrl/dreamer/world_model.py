@@ -7,11 +7,11 @@ from omegaconf import DictConfig
 from torch import nn
 
 from pvm_mbrl.dreamer.distributions import Bernoulli, SymexpTwoHot, image_mse, symlog_mse
-from pvm_mbrl.dreamer.nets import MLP, NORM_EPS, RMSNorm
 from pvm_mbrl.dreamer.rssm import RSSM, RSSMState
 from pvm_mbrl.dreamer.transforms import symlog
 from pvm_mbrl.encoders.base import ImageEncoder
 from pvm_mbrl.encoders.cnn import CNNDecoder
+from pvm_mbrl.nets import MLP, NORM_EPS, RMSNorm
 
 
 class WorldModel(nn.Module):

@@ -18,8 +18,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from pvm_mbrl.dreamer.nets import NORM_EPS, BlockLinear, ChannelRMSNorm, NormAct, conv2d, linear
 from pvm_mbrl.encoders.base import ImageEncoder
+from pvm_mbrl.nets import NORM_EPS, BlockLinear, ChannelRMSNorm, NormAct, conv2d, linear
 
 CHANNEL_MULTS = (2, 3, 4, 4)
 DECODER_SPACE_BLOCKS = 8  # DreamerV3's ``dec.simple.bspace``

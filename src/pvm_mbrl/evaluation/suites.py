@@ -1,16 +1,16 @@
 """``pvm-mbrl evaluate RUN_DIR``: a run's checkpoint on every shift suite of its env family, for a fixed set of
 episode seeds, recording what the study's report needs.
 
-Per run, under ``RUN_DIR/evaluations/``:
+Per run, in its evaluation files (``pvm_mbrl.rundir``):
 
-* ``episodes.csv``: the tidy table, one row per suite x episode (``TABLE_COLUMNS``);
-* ``samples_<suite>.npz``: ``z`` (the posterior's stochastic latent ``z_t``, one-hot flattened, every
+* the episode table: the tidy table, one row per suite x episode (``TABLE_COLUMNS``);
+* a sample file per suite: ``z`` (the posterior's stochastic latent ``z_t``, one-hot flattened, every
   ``sample_every``-th step up to ``samples``) and, for the first ``frames`` of those steps, ``image`` (the
   observation), ``saliency`` (the encoder's ``saliency_map`` of it) and, where the env provides it,
   ``object_mask`` (the target object's pixels);
-* ``analysis.json``: what needs the checkpoint's encoder besides episodes: the k-NN digit accuracy before and
-  after fine-tuning (pre-trained encoders only; see ``analysis.forgetting``);
-* ``step<N>.json``: a summary per suite (as ``evaluate_run`` writes for a single env).
+* the analysis record: what needs the checkpoint's encoder besides episodes: the k-NN digit accuracy before and
+  after fine-tuning (pre-trained encoders only; see ``evaluation.forgetting``);
+* a summary per suite at the checkpoint's env step.
 
 Every suite uses the same episode seeds (``episode_seeds``), as the paper evaluates "the same 200 episodes for each
 distribution shift", and they never meet training or training-time evaluation seeds. A family without a suite file
@@ -30,40 +30,16 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from pvm_mbrl.atomic import atomic_write, atomic_write_text
+from pvm_mbrl.atomic import atomic_write_text
 from pvm_mbrl.dreamer.rssm import RSSMState
-from pvm_mbrl.envs.registry import make_env, parse_env_name
-from pvm_mbrl.envs.suites import SuiteSet, load_suites, suite_families
-from pvm_mbrl.evaluation.episodes import run_episodes
-from pvm_mbrl.training.loop import EVAL_SEED_OFFSET
+from pvm_mbrl.envs.registry import make_env
+from pvm_mbrl.evaluation.settings import EvaluationSettings, family_suites, model_identity, suite_names
+from pvm_mbrl.rollout.episodes import EVAL_SEED_OFFSET, run_episodes
+from pvm_mbrl.rollout.loading import load_agent
+from pvm_mbrl.rundir import TABLE_COLUMNS, RunDir
 
-EVALUATION_DIR = "evaluations"
-EPISODES_FILE = "episodes.csv"
-ANALYSIS_FILE = "analysis.json"
 STUDY_TABLE = "returns.csv"
-ID_SUITE = "id"
 SUITE_SEED_BASE = 2 * EVAL_SEED_OFFSET
-TABLE_COLUMNS = ("run", "encoder", "finetune", "model", "env", "seed", "suite", "episode", "episode_seed",
-                 "env_steps", "return", "length")
-
-
-def family_suites(env_name: str) -> SuiteSet | None:
-    """The shift suites of an env's family (with the task's constants where they are per task), or ``None`` for
-    a family without a suite file."""
-    family, task = parse_env_name(env_name)
-    return load_suites(family, task) if family in suite_families() else None
-
-
-def suite_names(env_name: str) -> list[str]:
-    """Every suite an env is evaluated on: its family's suites, or just ``id``."""
-    suites = family_suites(env_name)
-    return list(suites.suites) if suites else [ID_SUITE]
-
-
-def model_identity(encoder_cfg: DictConfig) -> tuple[str, str, str]:
-    """``(encoder, finetune, model label)``: a CNN trained from scratch has finetune ``scratch``."""
-    name, finetune = str(encoder_cfg.name), str(encoder_cfg.get("finetune") or "scratch")
-    return name, finetune, name if finetune == "scratch" else f"{name} {finetune}"
 
 
 def episode_seeds(episodes: int, seed: int = 0) -> list[int]:
@@ -77,9 +53,6 @@ class LatentSampler:
     """Collects ``z_t`` every ``every``-th step (up to ``limit``) and the first ``frames`` of those observations."""
 
     def __init__(self, limit: int, every: int, frames: int):
-        if limit < 0 or every < 1 or frames < 0:
-            raise ValueError(f"samples must be >= 0, sample_every >= 1 and frames >= 0; got {limit}, {every}, "
-                             f"{frames}")
         self.limit, self.every, self.frames = limit, every, frames
         self.z: list[np.ndarray] = []
         self.images: list[np.ndarray] = []
@@ -103,40 +76,6 @@ class LatentSampler:
         return out
 
 
-def evaluation_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / EVALUATION_DIR
-
-
-def samples_path(run_dir: Path, suite: str) -> Path:
-    return evaluation_dir(run_dir) / f"samples_{suite}.npz"
-
-
-def save_samples(run_dir: Path, suite: str, arrays: dict[str, np.ndarray]) -> Path:
-    path = samples_path(run_dir, suite)
-    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
-    return path
-
-
-def load_samples(run_dir: Path, suite: str) -> dict[str, np.ndarray]:
-    """A suite's recorded latents and frames; FileNotFoundError naming the run and suite when absent."""
-    path = samples_path(run_dir, suite)
-    if not path.exists():
-        raise FileNotFoundError(f"run {run_dir} has no latent sample for suite {suite!r} ({path.name}); "
-                                f"re-run `pvm-mbrl evaluate {run_dir}`")
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
-
-
-def write_run_evaluation(run_dir: Path, rows: Sequence[dict], analysis: dict) -> None:
-    """Store a run's tidy episode table and its analysis record (the format the study reader expects)."""
-    import pandas as pd
-
-    table = pd.DataFrame(list(rows), columns=[c for c in TABLE_COLUMNS if c != "run"])
-    out = evaluation_dir(run_dir)
-    atomic_write_text(out / EPISODES_FILE, table.to_csv(index=False))
-    atomic_write_text(out / ANALYSIS_FILE, json.dumps(analysis, indent=1))
-
-
 def append_to_study_table(study_dir: Path, run_dir: Path, rows: Sequence[dict]) -> Path:
     """Add a run's rows to ``STUDY_DIR/returns.csv``, replacing rows an earlier evaluation of it left there."""
     import pandas as pd
@@ -153,9 +92,9 @@ def append_to_study_table(study_dir: Path, run_dir: Path, rows: Sequence[dict]) 
 
 def _forgetting(agent, cfg: DictConfig, images: int | None, seed: int) -> dict | None:
     """k-NN digit accuracy before (fresh weights) and after fine-tuning (the checkpoint); pre-trained encoders only."""
-    from pvm_mbrl.analysis.forgetting import forgetting
     from pvm_mbrl.encoders.pretrained import PretrainedEncoder
     from pvm_mbrl.encoders.registry import make_encoder
+    from pvm_mbrl.evaluation.forgetting import forgetting
 
     after = agent.world_model.encoder
     if not isinstance(after, PretrainedEncoder):
@@ -164,18 +103,16 @@ def _forgetting(agent, cfg: DictConfig, images: int | None, seed: int) -> dict |
     return forgetting(before, after, images, seed=seed)
 
 
-def evaluate_suites(run_dir: str | Path, episodes: int = 200, suites: Sequence[str] | None = None, seed: int = 0,
-                    greedy: bool = False, device: str = "auto", samples: int = 256, sample_every: int = 4,
-                    frames: int = 16, forgetting_images: int | None = None, study_dir: str | Path | None = None,
+def evaluate_suites(run_dir: str | Path, settings: EvaluationSettings | None = None,
+                    suites: Sequence[str] | None = None, device: str = "auto", study_dir: str | Path | None = None,
                     log=print) -> dict:
     """Evaluate a run's checkpoint on every suite (or ``suites``) and store the results (see the module doc).
 
-    ``forgetting_images`` limits the digit images of the forgetting measure (default: all 1,797; 0 skips it).
     With ``study_dir`` the rows are also added to that study's ``returns.csv``. Returns the summary.
     """
-    from pvm_mbrl.evaluation.evaluate import load_agent
-
-    run_dir = Path(run_dir)
+    run_dir, files = Path(run_dir), RunDir(run_dir)
+    settings = settings or EvaluationSettings()
+    episodes, seed = settings.episodes, settings.seed
     seeds = episode_seeds(episodes, seed)
     agent, counters = load_agent(run_dir, device)
     cfg = agent.cfg
@@ -189,7 +126,7 @@ def evaluate_suites(run_dir: str | Path, episodes: int = 200, suites: Sequence[s
     identity = {"encoder": encoder, "finetune": finetune, "model": model, "env": str(cfg.env.name),
                 "seed": int(cfg.seed), "env_steps": int(counters["env_steps"])}
     rows, summary = [], {"run_dir": str(run_dir), "env_steps": counters["env_steps"], "env": str(cfg.env.name),
-                         "model": model, "greedy": greedy, "episodes": episodes, "suites": {}}
+                         "model": model, "greedy": settings.greedy, "episodes": episodes, "suites": {}}
     start = time.time()
     for suite in chosen:
         suite_cfg = copy.deepcopy(cfg)
@@ -200,28 +137,28 @@ def evaluate_suites(run_dir: str | Path, episodes: int = 200, suites: Sequence[s
         if "manifest_dir" in suite_cfg.env:
             suite_cfg.env.manifest_dir = str(run_dir)
         env = make_env(suite_cfg.env, SUITE_SEED_BASE + seed)
-        sampler = LatentSampler(samples, sample_every, frames)
+        sampler = LatentSampler(settings.samples, settings.sample_every, settings.frames)
         try:
-            results = run_episodes(agent, env, seeds, greedy=greedy, observer=sampler)
+            results = run_episodes(agent, env, seeds, greedy=settings.greedy, observer=sampler)
         finally:
             env.close()
         arrays = sampler.arrays()
         if "image" in arrays:
             arrays["saliency"] = agent.world_model.encoder.saliency_map(
                 torch.as_tensor(arrays["image"], device=agent.device)).float().cpu().numpy()
-        save_samples(run_dir, suite, arrays)
+        files.save_samples(suite, arrays)
         rows += [{**identity, "suite": suite, "episode": k, "episode_seed": r["seed"], "return": r["return"],
                   "length": r["length"]} for k, r in enumerate(results)]
         returns = [r["return"] for r in results]
         summary["suites"][suite] = {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns))}
         log(f"[evaluate] {run_dir} at {counters['env_steps']:,} env steps: mean return {np.mean(returns):.1f} +- "
             f"{np.std(returns):.1f} over {episodes} episodes (suite {suite})")
+    images = settings.forgetting_images
     analysis = {"env_steps": int(counters["env_steps"]), "episodes": episodes, "suites": chosen,
-                "forgetting": None if forgetting_images == 0 else _forgetting(agent, cfg, forgetting_images, seed)}
-    write_run_evaluation(run_dir, rows, analysis)
+                "forgetting": None if images == 0 else _forgetting(agent, cfg, images, seed)}
+    files.write_evaluation(rows, analysis)
     summary.update(seconds=time.time() - start, forgetting=analysis["forgetting"])
-    out = evaluation_dir(run_dir) / f"step{counters['env_steps']}.json"
-    atomic_write_text(out, json.dumps(summary, indent=1))
+    atomic_write_text(files.evaluation_summary(counters["env_steps"]), json.dumps(summary, indent=1))
     if study_dir is not None:
         append_to_study_table(Path(study_dir), run_dir, rows)
     return summary

@@ -22,19 +22,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pvm_mbrl.locks import LOCK_NAME, LockedError, directory_lock
+from pvm_mbrl.locks import LockedError, directory_lock
+from pvm_mbrl.rundir import RunDir, log_tail
 from pvm_mbrl.study.plan import RunSpec, StudyPlan, run_config
-from pvm_mbrl.study.state import (
-    JOB_FILE,
-    JOB_LOG,
-    evaluation_done,
-    has_run_files,
-    log_tail,
-    read_json,
-    read_plan_dict,
-    write_job_record,
-)
-from pvm_mbrl.training.checkpoint import CHECKPOINT_NAME
+from pvm_mbrl.study.state import evaluation_done, read_plan_dict
 
 DISCARDED_DIR = ".discarded"  # hidden: reports and run discovery skip it
 
@@ -69,13 +60,14 @@ def tee_output(log_path: Path) -> Iterator[None]:
 def discard_half_written(run_dir: Path) -> Path | None:
     """Move a run directory without a checkpoint aside (``STUDY/.discarded/``) so the run starts clean; the files
     stay there for inspection. Returns where they went, or None when there was nothing to discard."""
-    if (run_dir / CHECKPOINT_NAME).exists() or not has_run_files(run_dir):
+    files = RunDir(run_dir)
+    output = files.training_output()  # the lock is held; the job's record and log continue
+    if files.checkpoint.exists() or not output:
         return None
     target = run_dir.parent / DISCARDED_DIR / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     target.mkdir(parents=True)
-    for path in run_dir.iterdir():
-        if path.name not in (LOCK_NAME, JOB_FILE, JOB_LOG):  # the lock is held; the record and log continue
-            shutil.move(str(path), target / path.name)
+    for path in output:
+        shutil.move(str(path), target / path.name)
     return target
 
 
@@ -91,48 +83,48 @@ def execute_run(study_dir: Path, plan: StudyPlan, spec: RunSpec) -> dict:
 
 
 def _attempt(study_dir: Path, plan: StudyPlan, spec: RunSpec, run_dir: Path) -> dict:
+    from pvm_mbrl.evaluation.settings import EvaluationSettings
     from pvm_mbrl.evaluation.suites import evaluate_suites
     from pvm_mbrl.training.loop import train
 
-    with tee_output(run_dir / JOB_LOG):
-        record = read_json(run_dir / JOB_FILE) or {}
+    files = RunDir(run_dir)
+    with tee_output(files.job_log):
+        record = files.job_record()
         record.update(state="running", attempts=record.get("attempts", 0) + 1, host=socket.gethostname(),
                       pid=os.getpid(), started=time.time())
         for stale in ("error", "traceback", "log_tail"):
             record.pop(stale, None)
-        write_job_record(run_dir, record)
+        files.write_job_record(record)
         try:
             discarded = discard_half_written(run_dir)
             if discarded:
                 print(f"[study] {spec.name}: no checkpoint; moved its half-written files to {discarded}", flush=True)
             cfg = run_config(study_dir, spec)
-            trainer_status = read_json(run_dir / "status.json") or {}
-            if trainer_status.get("state") != "finished" or trainer_status.get("env_steps", 0) < cfg.steps:
+            if not files.trained(cfg.steps):
                 print(f"[study] {spec.name}: training to {cfg.steps:,} env steps", flush=True)
                 train(cfg)
-            trainer_status = read_json(run_dir / "status.json") or {}
-            env_steps = int(trainer_status.get("env_steps", 0))
-            if trainer_status.get("state") != "finished":
-                raise RuntimeError(f"training stopped at {env_steps:,} env steps ({trainer_status.get('state')}); "
+            env_steps = files.trained_steps()
+            if not files.trained(cfg.steps):
+                raise RuntimeError(f"training stopped at {env_steps:,} env steps ({files.status().get('state')}); "
                                    f"re-run the study to continue")
             reason = evaluation_done(record, plan.evaluation, env_steps)
             if reason:
                 print(f"[study] {spec.name}: evaluating on every suite ({reason})", flush=True)
-                evaluate_suites(run_dir, study_dir=None, **plan.evaluation)
+                evaluate_suites(run_dir, EvaluationSettings(**plan.evaluation))
                 record.update(evaluation=plan.evaluation, evaluated_env_steps=env_steps)
             record.update(state="finished", finished=time.time())
             print(f"[study] {spec.name}: finished", flush=True)
         except KeyboardInterrupt:
             record.update(state="interrupted")
-            write_job_record(run_dir, record)
+            files.write_job_record(record)
             raise
         except Exception as error:  # noqa: BLE001 - a crash is the run's, reported; the study goes on
             record.update(state="crashed", error=f"{type(error).__name__}: {error}",
                           traceback=traceback.format_exc())
             print(f"[study] {spec.name}: CRASHED: {record['error']}", file=sys.stderr, flush=True)
     if record["state"] == "crashed":
-        record["log_tail"] = log_tail(run_dir / JOB_LOG)
-    write_job_record(run_dir, record)
+        record["log_tail"] = log_tail(files.job_log)
+    files.write_job_record(record)
     return record
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from pvm_mbrl.locks import directory_lock
+from pvm_mbrl.rundir import JOB_LOG
 from pvm_mbrl.study.estimate import estimate_run
 from pvm_mbrl.study.plan import StudyPlan, make_plan, preset_name, run_configs
 from pvm_mbrl.study.state import (
@@ -62,11 +63,12 @@ def load_study(study_dir: str | Path) -> tuple[Path, StudyPlan]:
 def status_report(study_dir: str | Path) -> str:
     """``pvm-mbrl study status``: a table of every run's state and progress, then the last log lines of crashes."""
     study_dir, plan = load_study(study_dir)
-    statuses = study_statuses(study_dir, plan, run_configs(study_dir, plan))
+    # Validated when the study was planned; validating again would load torch and every env for a status table.
+    statuses = study_statuses(study_dir, plan, run_configs(study_dir, plan, validate=False))
     lines = [f"study {plan.preset} in {study_dir}: {summary_line(statuses)}", "", format_status_table(statuses)]
     for status in statuses:
         if status.state is RunState.CRASHED and status.log_tail:
-            lines += ["", f"last lines of {status.name}/job.log:", *(f"  {line}" for line in status.log_tail)]
+            lines += ["", f"last lines of {status.name}/{JOB_LOG}:", *(f"  {line}" for line in status.log_tail)]
     return "\n".join(lines)
 
 
@@ -185,7 +187,7 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
         print(f"[study] done: {summary_line(statuses)}\n{format_status_table(statuses)}", flush=True)
         for status in statuses:
             if status.state is RunState.CRASHED:
-                print(f"[study] {status.name} crashed: {status.detail}; last lines of its job.log:\n  " +
+                print(f"[study] {status.name} crashed: {status.detail}; last lines of its {JOB_LOG}:\n  " +
                       "\n  ".join(status.log_tail), flush=True)
         if options.report and any(s.state in (RunState.FINISHED, RunState.TRAINED) for s in statuses):
             md_path, html_path = write_study_report(study_dir, plan)

@@ -22,6 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from pvm_mbrl.evaluation.settings import EvaluationSettings
 from pvm_mbrl.training.config import CONF_DIR, compose_config
 
 PRESET_DIR = CONF_DIR / "study"
@@ -30,8 +31,6 @@ PRESET_KEYS = {"base", "description", "conclusive", "grid", "overrides", "rules"
 SECTION_KEYS = ("evaluation", "report", "estimate")  # preset sections a command line may edit
 AXIS_KEYS = {"finetune": "encoder.finetune"}  # study shorthand -> training setting
 NAME_FIRST = ("env", "encoder", "finetune")  # run names read env, model, ..., seed
-EVALUATION_DEFAULTS = {"episodes": 200, "forgetting_images": None, "samples": 256, "sample_every": 4, "frames": 16,
-                       "greedy": False, "seed": 0}
 
 
 def preset_names() -> list[str]:
@@ -54,7 +53,7 @@ class StudyPlan:
     conclusive: bool
     runs: list[RunSpec]
     overrides: list[str] = field(default_factory=list)  # the command line's, on top of the preset
-    evaluation: dict = field(default_factory=lambda: dict(EVALUATION_DEFAULTS))
+    evaluation: dict = field(default_factory=lambda: EvaluationSettings().as_dict())
     report: dict = field(default_factory=dict)
     estimate: dict = field(default_factory=dict)
 
@@ -194,18 +193,18 @@ def expand_grid(cfg: DictConfig) -> list[RunSpec]:
     return list(runs.values())
 
 
-def run_config(study_dir: Path, spec: RunSpec) -> DictConfig:
-    """The run's composed, validated training config; errors name the run."""
+def run_config(study_dir: Path, spec: RunSpec, validate: bool = True) -> DictConfig:
+    """The run's composed (and validated) training config; errors name the run."""
     try:
-        return compose_config([*spec.overrides, f"run_dir={Path(study_dir).resolve() / spec.name}"])
+        return compose_config([*spec.overrides, f"run_dir={Path(study_dir).resolve() / spec.name}"], validate)
     except ValueError as error:
         raise ValueError(f"study run {spec.name}: {error}") from error
 
 
-def run_configs(study_dir: Path, plan: StudyPlan) -> dict[str, DictConfig]:
-    """Every run's composed, validated config, by name (composed once per command: Hydra's global state is not
-    for threads, so a progress thread only reads these)."""
-    return {spec.name: run_config(study_dir, spec) for spec in plan.runs}
+def run_configs(study_dir: Path, plan: StudyPlan, validate: bool = True) -> dict[str, DictConfig]:
+    """Every run's composed (and validated) config, by name (composed once per command: Hydra's global state is
+    not for threads, so a progress thread only reads these)."""
+    return {spec.name: run_config(study_dir, spec, validate) for spec in plan.runs}
 
 
 def _check_keys(section: str, given: dict, accepted) -> None:
@@ -221,8 +220,9 @@ def make_plan(preset: str, overrides: list[str], study_dir: Path) -> tuple[Study
 
     name, cfg = load_preset(preset)
     cfg = apply_overrides(cfg, overrides)
-    evaluation = {**EVALUATION_DEFAULTS, **_section(cfg, "evaluation")}
-    _check_keys("evaluation", evaluation, EVALUATION_DEFAULTS)
+    evaluation = {**EvaluationSettings().as_dict(), **_section(cfg, "evaluation")}
+    _check_keys("evaluation", evaluation, EvaluationSettings.keys())
+    EvaluationSettings(**evaluation)  # checks the values, naming the bad one
     report = _section(cfg, "report")
     _check_keys("report", report, [f.name for f in fields(ReportOptions) if f.name != "notes"])
     plan = StudyPlan(name, str(cfg.get("description") or ""), bool(cfg.get("conclusive", True)), expand_grid(cfg),

@@ -1,15 +1,14 @@
 """Each run's state, read from the study directory alone: it is the single source of truth.
 
 Nothing about a run's state lives in the process that launched it, so a study can be killed at any moment, resumed
-from another machine, or inspected by ``pvm-mbrl study status`` while SLURM or Ray jobs run. The files read:
-the run's lock (held while a job works on it), ``config.yaml`` and ``checkpoint.pt`` and ``status.json`` (written by
-the trainer), ``metrics.jsonl`` (progress between checkpoints) and ``job.json`` (the study job's record: attempts,
-crash and evaluation settings).
+from another machine, or inspected by ``pvm-mbrl study status`` while SLURM or Ray jobs run. What is read (through
+``pvm_mbrl.rundir``): the run's lock (held while a job works on it), its config, checkpoint and trainer status, its
+metrics (progress between checkpoints) and the study job's record (attempts, crash and evaluation settings). Nothing
+here imports torch.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -19,11 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from pvm_mbrl.atomic import atomic_write_text
 from pvm_mbrl.locks import LOCK_NAME, describe_holder, is_locked, lock_holder
-from pvm_mbrl.training.checkpoint import CHECKPOINT_NAME
-from pvm_mbrl.training.loop import resume_conflicts
+from pvm_mbrl.rundir import RunDir, log_tail
+from pvm_mbrl.training.config import resume_conflicts
 
-JOB_FILE = "job.json"
-JOB_LOG = "job.log"
 PLAN_FILE = "study.yaml"
 
 
@@ -60,40 +57,6 @@ class RunStatus:
     log_tail: list[str] = field(default_factory=list)
 
 
-def read_json(path: Path) -> dict | None:
-    """A JSON record, or None when missing or unreadable (records are written atomically; a foreign edit is not)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def write_job_record(run_dir: Path, record: dict) -> None:
-    atomic_write_text(run_dir / JOB_FILE, json.dumps(record, indent=1))
-
-
-def log_tail(path: Path, lines: int = 20) -> list[str]:
-    """The last ``lines`` lines of a log (reading only its end, however long it grew)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 16_384))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return []
-    return [line for line in text.replace("\r", "\n").splitlines() if line.strip()][-lines:]
-
-
-def last_logged_step(run_dir: Path) -> int:
-    """The env step of the last complete line of ``metrics.jsonl`` (progress between checkpoints), or 0."""
-    for line in reversed(log_tail(run_dir / "metrics.jsonl", 5)):
-        try:
-            return int(json.loads(line)["step"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue
-    return 0
-
-
 def evaluation_done(record: dict | None, evaluation: dict, env_steps: int) -> str | None:
     """None when the run's evaluation matches ``evaluation`` at ``env_steps``, else why it must be redone."""
     if not record or "evaluation" not in record:
@@ -107,31 +70,23 @@ def evaluation_done(record: dict | None, evaluation: dict, env_steps: int) -> st
     return None
 
 
-def has_run_files(run_dir: Path) -> bool:
-    """Whether training wrote anything in ``run_dir`` (the lock and the job's own record and log do not count)."""
-    return run_dir.is_dir() and any(p.name not in (LOCK_NAME, JOB_FILE, JOB_LOG) for p in run_dir.iterdir())
-
-
 def run_status(run_dir: Path, cfg: DictConfig, evaluation: dict) -> RunStatus:
     """The state of the run in ``run_dir`` that the study plans with config ``cfg``."""
-    name, total = run_dir.name, int(cfg.steps)
-    if not has_run_files(run_dir):
+    name, total, files = run_dir.name, int(cfg.steps), RunDir(run_dir)
+    if not files.has_run_files():
         return RunStatus(name, RunState.PENDING, total_steps=total)
-    record = read_json(run_dir / JOB_FILE) or {}
-    trainer_status = read_json(run_dir / "status.json") or {}
-    env_steps = max(int(trainer_status.get("env_steps", 0)), last_logged_step(run_dir))
-    updated = max((p.stat().st_mtime for p in (run_dir / "metrics.jsonl", run_dir / "status.json",
-                                                run_dir / JOB_FILE) if p.exists()), default=None)
-    status = RunStatus(name, RunState.FINISHED, env_steps, total, updated)
+    record = files.job_record()
+    trained_steps = files.trained_steps()
+    status = RunStatus(name, RunState.FINISHED, max(trained_steps, files.last_logged_step()), total, files.updated())
     if is_locked(run_dir):
         status.state, status.detail = RunState.RUNNING, describe_holder(lock_holder(run_dir / LOCK_NAME))
         return status
-    config_path, checkpoint = run_dir / "config.yaml", run_dir / CHECKPOINT_NAME
+    config_path, checkpoint = files.config, files.checkpoint
     if config_path.exists():
         try:
             saved = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
         except Exception as error:  # noqa: BLE001 - any unreadable config makes the directory half-written
-            status.state, status.detail = RunState.HALF_WRITTEN, f"config.yaml unreadable ({error})"
+            status.state, status.detail = RunState.HALF_WRITTEN, f"{config_path.name} unreadable ({error})"
             return status
         conflicts = resume_conflicts(saved, OmegaConf.to_container(cfg, resolve=True))
         if conflicts:
@@ -141,17 +96,17 @@ def run_status(run_dir: Path, cfg: DictConfig, evaluation: dict) -> RunStatus:
             return status
     if record.get("state") == "crashed":
         status.state, status.detail = RunState.CRASHED, record.get("error", "")
-        status.log_tail = log_tail(run_dir / JOB_LOG, 10)  # only crashes show it: not read on every poll
+        status.log_tail = log_tail(files.job_log, 10)  # only crashes show it: not read on every poll
         return status
     if not (config_path.exists() and checkpoint.exists()):
         missing = [p.name for p in (config_path, checkpoint) if not p.exists()]
         status.state = RunState.HALF_WRITTEN
         status.detail = f"no {' and no '.join(missing)}: stopped before its first checkpoint"
         return status
-    trained_steps = int(trainer_status.get("env_steps", 0))
-    if trainer_status.get("state") != "finished" or trained_steps < total:
+    if not files.trained(total):
         status.state = RunState.INTERRUPTED
-        status.detail = f"checkpoint at {trained_steps:,} env steps ({trainer_status.get('state', 'no status.json')})"
+        status.detail = (f"checkpoint at {trained_steps:,} env steps "
+                         f"({files.status().get('state', 'no trainer status')})")
         return status
     reason = evaluation_done(record, evaluation, trained_steps)
     if reason:

@@ -13,6 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
+# Settings that may change when a run is resumed; anything else must match the saved config.
+RESUMABLE_KEYS = {"steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every", "threads", "device",
+                  "time_limit_minutes"}
+
 # ``${slug:${env.name}}`` turns a name like dmc:cartpole-balance into a safe path part.
 if not OmegaConf.has_resolver("slug"):
     OmegaConf.register_new_resolver("slug", lambda text: re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)))
@@ -23,8 +27,9 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """The training config with Hydra-style ``key=value`` overrides applied, then validated."""
+def compose_config(overrides: list[str] | tuple[str, ...] = (), validate: bool = True) -> DictConfig:
+    """The training config with Hydra-style ``key=value`` overrides applied, then validated (validation loads the
+    encoder and env registries, i.e. torch: ``validate=False`` for configs checked before, as ``study status``)."""
     for override in overrides:
         key, sep, value = override.partition("=")
         if sep and key in ("model", "env", "encoder") and value not in group_options(key):
@@ -39,7 +44,8 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
         raise ValueError(f"bad config override: {error}") from error
     finally:
         GlobalHydra.instance().hydra = outer
-    validate_config(cfg)
+    if validate:
+        validate_config(cfg)
     return cfg
 
 
@@ -107,3 +113,24 @@ def validate_config(cfg: DictConfig) -> None:
 
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, saved value, current value) for every leaf that differs."""
+    diffs = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append((f"{prefix}{key}", a, b))
+    return diffs
+
+
+def resume_conflicts(saved: dict, current: dict) -> list[str]:
+    """The config changes that forbid resuming a run (``key: old -> new``); a moved run directory is not one."""
+    def moved(old: object, new: object) -> bool:  # the run dir itself, or a path derived from it
+        return old == saved.get("run_dir") and new == current.get("run_dir")
+
+    return [f"{key}: {a!r} -> {b!r}" for key, a, b in config_differences(saved, current)
+            if key.split(".")[0] not in RESUMABLE_KEYS and not moved(a, b)]

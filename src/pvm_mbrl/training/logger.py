@@ -6,17 +6,18 @@ import json
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
+from pvm_mbrl.rundir import RunDir
+
 
 class MetricsLogger:
-    """Writes ``metrics.jsonl`` (append, so resumed runs continue the file) and TensorBoard events."""
+    """Writes a run's metrics file (appended, so resumed runs continue it) and TensorBoard events."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
-        self.path = run_dir / "metrics.jsonl"
-        torn = self.path.exists() and self.path.stat().st_size > 0 and not self.path.read_bytes().endswith(b"\n")
+    def __init__(self, files: RunDir, tensorboard: bool = True):
+        self.path = files.metrics_path
+        torn = files.metrics_needs_newline()
         self._file = open(self.path, "a")  # noqa: SIM115 - kept open for the run
         if torn:  # a crash cut the last record: the next one starts on its own line instead of extending it
             self._file.write("\n")
@@ -24,7 +25,7 @@ class MetricsLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(run_dir / "tensorboard"))
+            self._writer = SummaryWriter(str(files.tensorboard))
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": step, "time": time.time(), **{k: float(v) for k, v in metrics.items()}}
@@ -80,16 +81,3 @@ class ProgressLine:
                  f"{rate:.1f} env-steps/s", f"ETA {format_duration(eta) if np.isfinite(eta) else '?'}"]
         parts += [f"{k.replace('/', ' ')} {v:.3g}" for k, v in extra.items()]
         print(" | ".join(parts), file=self.stream, flush=True)
-
-
-def read_metrics(run_dir: Path, key: str) -> list[tuple[int, float]]:
-    """(step, value) pairs of one metric from a run's ``metrics.jsonl``; a line that does not decode (a write
-    torn by a crash) is skipped, so a running or killed run can be read."""
-    path = Path(run_dir) / "metrics.jsonl"
-    rows = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return [(row["step"], row[key]) for row in rows if key in row]

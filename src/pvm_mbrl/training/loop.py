@@ -1,13 +1,12 @@
 """The training loop: collect with the policy, replay at ``train_ratio``, log, evaluate, checkpoint, resume.
 
-One run directory holds everything: ``config.yaml``, ``metrics.jsonl``, ``tensorboard/``, ``replay/``
-chunk files, ``checkpoint.pt`` and ``status.json``. Running the same command on it again resumes from
-the last checkpoint; Ctrl-C (or SIGTERM) writes a checkpoint before exiting.
+One run directory (``pvm_mbrl.rundir``) holds everything: config, metrics, replay chunks, checkpoint and status.
+Running the same command on it again resumes from the last checkpoint; Ctrl-C (or SIGTERM) writes a checkpoint
+before exiting.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -18,59 +17,26 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from pvm_mbrl.atomic import atomic_write_text
-from pvm_mbrl.dreamer.agent import Agent
-from pvm_mbrl.envs.registry import make_batched_env, make_env
-from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
-from pvm_mbrl.evaluation.episodes import run_episodes
-from pvm_mbrl.locks import directory_lock
-from pvm_mbrl.replay.buffer import ReplayBuffer
-from pvm_mbrl.training.allocator import retain_freed_memory
-from pvm_mbrl.training.checkpoint import (
-    CHECKPOINT_NAME,
+from pvm_mbrl.checkpoint import (
     load_checkpoint,
     restore_rng_state,
     rng_state,
     save_checkpoint,
     seed_everything,
 )
-from pvm_mbrl.training.config import to_yaml
+from pvm_mbrl.dreamer.agent import Agent, resolve_device
+from pvm_mbrl.envs.registry import make_batched_env, make_env
+from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
+from pvm_mbrl.locks import directory_lock
+from pvm_mbrl.replay.buffer import ReplayBuffer
+from pvm_mbrl.rollout.episodes import EVAL_SEED_OFFSET, run_episodes
+from pvm_mbrl.rundir import RunDir, TrainerState
+from pvm_mbrl.training.allocator import retain_freed_memory
+from pvm_mbrl.training.config import resume_conflicts, to_yaml
 from pvm_mbrl.training.logger import MeanTracker, MetricsLogger, ProgressLine
+from pvm_mbrl.training.schedule import Every, Ratio
 
-# Settings that may change when a run is resumed; anything else must match the saved config.
-RESUMABLE_KEYS = {"steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every", "threads", "device",
-                  "time_limit_minutes"}
-EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training episodes
 PROGRESS_KEYS = ("episode/return", "eval/return", "loss/rec", "loss/dyn")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use device=cpu or device=auto")
-    return torch.device(name)
-
-
-def config_differences(saved: dict, current: dict, prefix: str = "") -> list[tuple[str, object, object]]:
-    """(dotted key, saved value, current value) for every leaf that differs."""
-    diffs = []
-    for key in sorted(set(saved) | set(current)):
-        a, b = saved.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += config_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            diffs.append((f"{prefix}{key}", a, b))
-    return diffs
-
-
-def resume_conflicts(saved: dict, current: dict) -> list[str]:
-    """The config changes that forbid resuming a run (``key: old -> new``); a moved run directory is not one."""
-    def moved(old: object, new: object) -> bool:  # the run dir itself, or a path derived from it
-        return old == saved.get("run_dir") and new == current.get("run_dir")
-
-    return [f"{key}: {a!r} -> {b!r}" for key, a, b in config_differences(saved, current)
-            if key.split(".")[0] not in RESUMABLE_KEYS and not moved(a, b)]
 
 
 def make_vector_env(cfg: DictConfig, seed: int) -> gym.vector.VectorEnv:
@@ -92,10 +58,10 @@ class Trainer:
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
         self.run_dir = Path(cfg.run_dir)
+        self.files = RunDir(self.run_dir)
         self.device = resolve_device(cfg.device)
         torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-        checkpoint_path = self.run_dir / CHECKPOINT_NAME
-        self.resuming = checkpoint_path.exists()
+        self.resuming = self.files.checkpoint.exists()
         self._check_run_dir()
         seed_everything(cfg.seed)
         probe = make_env(cfg.env, cfg.seed)
@@ -104,18 +70,18 @@ class Trainer:
         probe.close()
         action_dim, discrete = action_info(self.action_space)
         self.agent = Agent(cfg, self.obs_info, action_dim, discrete, self.device)
-        self.replay = ReplayBuffer(cfg.replay_capacity, cfg.env.num_envs, self.run_dir / "replay",
+        self.replay = ReplayBuffer(cfg.replay_capacity, cfg.env.num_envs, self.files.replay,
                                    seed=cfg.seed, storage=cfg.replay_storage, online_length=self.sequence_length)
         retain_freed_memory()
         self.action_rng = np.random.default_rng(cfg.seed)
         self.env_steps = self.updates = self.episodes = 0
-        self.updates_owed = 0.0
+        self.update_ratio = Ratio(cfg.train_ratio / (cfg.batch_size * cfg.batch_length))
         if self.resuming:
-            self._restore(load_checkpoint(checkpoint_path, self.device))
+            self._restore(load_checkpoint(self.files.checkpoint, self.device))
 
     # ---------------------------------------------------------------- run directory
     def _check_run_dir(self) -> None:
-        config_path = self.run_dir / "config.yaml"
+        config_path = self.files.config
         current = OmegaConf.to_container(self.cfg, resolve=True)
         if self.resuming:
             diffs = resume_conflicts(OmegaConf.to_container(OmegaConf.load(config_path), resolve=True), current)
@@ -142,13 +108,13 @@ class Trainer:
             self.replay.write((stream, rows[:, self.cfg.replay_context:]), latents)
         return metrics
 
-    def checkpoint(self, state: str) -> None:
+    def checkpoint(self, state: TrainerState) -> None:
         self.replay.save()  # chunk files first: the checkpoint then never points at missing replay
-        save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
+        save_checkpoint(self.files.checkpoint, {
             "agent": self.agent.checkpoint_state(),
             "replay": self.replay.state(),
             "counters": {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
-                         "updates_owed": self.updates_owed},
+                         "updates_owed": self.update_ratio.owed},
             "rng": rng_state(),
             "action_rng": self.action_rng.bit_generator.state,
         })
@@ -159,20 +125,18 @@ class Trainer:
         self.replay.load_state(state["replay"])
         counters = state["counters"]
         self.env_steps, self.updates = counters["env_steps"], counters["updates"]
-        self.episodes, self.updates_owed = counters["episodes"], counters["updates_owed"]
+        self.episodes, self.update_ratio.owed = counters["episodes"], counters["updates_owed"]
         restore_rng_state(state["rng"])
         self.action_rng.bit_generator.state = state["action_rng"]
 
-    def write_status(self, state: str) -> None:
-        status = {"state": state, "env_steps": self.env_steps, "total_steps": int(self.cfg.steps),
-                  "updates": self.updates, "time": time.time()}
-        atomic_write_text(self.run_dir / "status.json", json.dumps(status))
+    def write_status(self, state: TrainerState) -> None:
+        self.files.write_status(state, self.env_steps, int(self.cfg.steps), self.updates, time.time())
 
     # ---------------------------------------------------------------- loop
     def run(self) -> dict[str, float]:
         """Train to ``cfg.steps`` env steps (resuming if a checkpoint exists); returns the last eval."""
         cfg = self.cfg
-        logger = MetricsLogger(self.run_dir)
+        logger = MetricsLogger(self.files)
         progress = ProgressLine(int(cfg.steps), self.env_steps)
         # Both signals checkpoint and exit, also where SIGINT was inherited as ignored (a job started with `&`).
         previous_handlers = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -183,10 +147,10 @@ class Trainer:
         last_eval: dict[str, float] = {}
         try:
             last_eval = self._loop(logger, progress)
-            self.checkpoint("finished" if self.env_steps >= cfg.steps else "stopped")
+            self.checkpoint(TrainerState.FINISHED if self.env_steps >= cfg.steps else TrainerState.STOPPED)
         except KeyboardInterrupt:
             print(f"[train] interrupted at env step {self.env_steps:,}: writing checkpoint", flush=True)
-            self.checkpoint("interrupted")
+            self.checkpoint(TrainerState.INTERRUPTED)
             raise
         finally:
             for sig, handler in previous_handlers.items():
@@ -205,10 +169,8 @@ class Trainer:
         agent_state = self.agent.initial_state(n)
         episode_return, episode_length = np.zeros(n), np.zeros(n, np.int64)
         tracker, last_eval, announced_replay = MeanTracker(), {}, False
-        updates_per_step = cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
-        next_log = self.env_steps + cfg.log_every
-        next_eval = self.env_steps + cfg.eval_every
-        next_checkpoint = self.env_steps + cfg.checkpoint_every
+        log_due, eval_due = Every(cfg.log_every, self.env_steps), Every(cfg.eval_every, self.env_steps)
+        checkpoint_due = Every(cfg.checkpoint_every, self.env_steps)
         interval_start, interval_steps, interval_updates = time.time(), self.env_steps, self.updates
         deadline = time.time() + 60 * cfg.time_limit_minutes if cfg.time_limit_minutes else float("inf")
         try:
@@ -248,20 +210,18 @@ class Trainer:
                 # DreamerV3 starts training once replay holds batch_size x batch_length steps.
                 if self.env_steps >= cfg.prefill and len(self.replay) >= max(
                         cfg.batch_size * cfg.batch_length, self.sequence_length):
-                    self.updates_owed += n * updates_per_step
-                    while self.updates_owed >= 1.0:
+                    self.update_ratio.add(n)
+                    while self.update_ratio.take():
                         tracker.add(self.update())
-                        self.updates_owed -= 1.0
                         self.updates += 1
 
-                if self.env_steps >= next_eval or self.env_steps >= cfg.steps:
+                if eval_due(self.env_steps) or self.env_steps >= cfg.steps:
                     eval_env = eval_env or make_env(cfg.env, cfg.seed + EVAL_SEED_OFFSET)
                     seeds = [EVAL_SEED_OFFSET + self.env_steps + k for k in range(cfg.eval_episodes)]
                     returns = [r["return"] for r in run_episodes(self.agent, eval_env, seeds)]
                     last_eval = {"eval/return": float(np.mean(returns)), "eval/return_std": float(np.std(returns))}
                     logger.write(self.env_steps, last_eval)
-                    next_eval += cfg.eval_every
-                if self.env_steps >= next_log or self.env_steps >= cfg.steps:
+                if log_due(self.env_steps) or self.env_steps >= cfg.steps:
                     elapsed = max(time.time() - interval_start, 1e-9)
                     metrics = tracker.pop()
                     metrics["speed/env_steps_per_s"] = (self.env_steps - interval_steps) / elapsed
@@ -273,10 +233,8 @@ class Trainer:
                     progress.show(self.env_steps, {**shown, "updates": self.updates})
                     interval_start, interval_steps = time.time(), self.env_steps
                     interval_updates = self.updates
-                    next_log += cfg.log_every
-                if self.env_steps >= next_checkpoint:
-                    self.checkpoint("running")
-                    next_checkpoint += cfg.checkpoint_every
+                if checkpoint_due(self.env_steps):
+                    self.checkpoint(TrainerState.RUNNING)
         finally:
             venv.close()
             if eval_env is not None:

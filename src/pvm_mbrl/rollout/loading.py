@@ -6,16 +6,17 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from pvm_mbrl.dreamer.agent import Agent
+from pvm_mbrl.checkpoint import load_checkpoint
+from pvm_mbrl.dreamer.agent import Agent, resolve_device
 from pvm_mbrl.envs.registry import make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info
-from pvm_mbrl.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from pvm_mbrl.training.loop import resolve_device
+from pvm_mbrl.rundir import RunDir
 
 
 def load_agent(run_dir: Path, device: str = "auto") -> tuple[Agent, dict]:
     """The agent of a run directory at its last checkpoint, and the checkpoint's counters."""
-    config_path, checkpoint_path = run_dir / "config.yaml", run_dir / CHECKPOINT_NAME
+    files = RunDir(run_dir)
+    config_path, checkpoint_path = files.config, files.checkpoint
     for path in (config_path, checkpoint_path):
         if not path.exists():
             raise FileNotFoundError(f"{run_dir} is not a finished or checkpointed run: {path.name} is missing")

@@ -11,6 +11,8 @@ from pvm_mbrl.dreamer.agent import Agent
 from pvm_mbrl.dreamer.rssm import RSSMState
 from pvm_mbrl.envs.spaces import to_env_action
 
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training episodes
+
 StepObserver = Callable[[int, int, dict, dict, RSSMState], None]
 """``observer(episode, step, obs, info, latent)``: called after the agent has read ``obs`` (and the env's ``info``
 for it), with the posterior latent it formed; lets evaluation sample latents and frames without a second pass."""

@@ -10,8 +10,6 @@ import torch
 
 from pvm_mbrl.atomic import atomic_write
 
-CHECKPOINT_NAME = "checkpoint.pt"
-
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """A crash at any moment leaves either the previous checkpoint or the new one, never a partial file."""
