@@ -25,9 +25,9 @@ DEFAULT_ENVS = ("dmc:cartpole-balance", "driving:highway", "tabletop:pick_single
 
 def measure(name: str, size: int, steps: int, seed: int = 0) -> dict[str, float]:
     """Build one env from its family's preset, time ``steps`` random agent steps, report peak RSS (MiB)."""
+    from pvm_mbrl.envs.presets import family_env_config
     from pvm_mbrl.envs.registry import make_env, parse_env_name
     from pvm_mbrl.envs.spaces import action_info, random_actions, to_env_action
-    from pvm_mbrl.envs.suites import family_env_config
 
     family, _ = parse_env_name(name)
     cfg = family_env_config(family, name=name, size=size)

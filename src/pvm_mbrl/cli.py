@@ -150,7 +150,8 @@ def _envs(args: argparse.Namespace) -> int:
 
         print(f"[envs] wrote {preview(args.family, args.out, args.size, args.seed, args.task)}")
     else:
-        from pvm_mbrl.envs.suites import load_suites, measure_random_returns
+        from pvm_mbrl.envs.random_returns import measure_random_returns
+        from pvm_mbrl.envs.suites import load_suites
 
         results = measure_random_returns(args.family, args.episodes, args.seed, write=not args.dry_run,
                                          task=args.task)

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 
@@ -7,8 +9,13 @@ from pvm_mbrl.analysis.measures import (
     relative_drops,
     smooth_curve,
     steps_to_threshold,
+    suite_normalised_return,
+    suite_set_normalised_score,
     summarise_steps_to_threshold,
 )
+from pvm_mbrl.envs import suites as suites_module
+from pvm_mbrl.envs.random_returns import write_random_returns
+from pvm_mbrl.envs.suites import Suite, load_suites
 
 STEPS = np.arange(0, 101, 10)  # 0, 10, ..., 100
 RAMP = STEPS / 100  # 0.0, 0.1, ..., 1.0
@@ -35,6 +42,28 @@ def test_normalised_return_rejects_bad_constants(random_return, max_return, matc
 def test_normalised_return_rejects_bad_returns(returns, match):
     with pytest.raises(ValueError, match=match):
         normalised_return(returns, 0.0, 1.0)
+
+
+def test_suite_normalised_return_is_the_papers_equation():
+    suite = Suite("driving", "x", "", {}, max_return=1000.0, random_return=-200.0)
+    assert suite_normalised_return(suite, -200.0) == 0.0 and suite_normalised_return(suite, 1000.0) == 1.0
+    assert suite_normalised_return(suite, 400.0) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no measured random return"):
+        suite_normalised_return(Suite("driving", "x", "", {}, max_return=1.0), 0.5)
+
+
+def test_group_score_averages_its_suites(tmp_path, monkeypatch):
+    shutil.copy(load_suites("driving").path, tmp_path / "driving.yaml")
+    monkeypatch.setattr(suites_module, "SUITES_DIR", tmp_path)
+    write_random_returns("driving", {"strong_low_light": (0.0, 1.0), "strong_noisy_low_light": (100.0, 1.0)},
+                         episodes=3)
+    suite_set = load_suites("driving")
+    high, noisy = (suite_set.get(n) for n in suite_set.members("strong"))
+    expected = (suite_normalised_return(high, 300.0) + suite_normalised_return(noisy, 300.0)) / 2
+    means = {"strong_low_light": 300.0, "strong_noisy_low_light": 300.0}
+    assert suite_set_normalised_score(suite_set, "strong", means) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="needs mean returns for strong_noisy_low_light"):
+        suite_set_normalised_score(suite_set, "strong", {"strong_low_light": 1.0})
 
 
 def test_relative_drop_hand_values():

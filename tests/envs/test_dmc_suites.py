@@ -5,6 +5,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from PIL import Image
 
+from pvm_mbrl.analysis.measures import suite_normalised_return
 from pvm_mbrl.envs.dmc import DMCEnv
 from pvm_mbrl.envs.dmc_appearance import Appearance, builtin_texture_data, builtin_texture_definitions, texture_dir
 from pvm_mbrl.envs.suites import load_suites
@@ -202,4 +203,4 @@ def test_normalisation_constants_are_per_task():
     unmeasured = load_suites("dmc", "hopper-hop").get("id")
     assert unmeasured.random_return is None
     with pytest.raises(ValueError, match=r"for task hopper-hop.*normalise dmc --task hopper-hop"):
-        unmeasured.normalise(10.0)
+        suite_normalised_return(unmeasured, 10.0)

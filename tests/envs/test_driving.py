@@ -7,16 +7,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from highway_env.road.road import Road
 
-from pvm_mbrl.envs.driving import (
-    BRAKE_DEC,
-    COLLISION_COST,
-    EGO_MAX_SPEED,
-    FRAME_SECONDS,
-    MAX_LATERAL_ACC,
-    THROTTLE_ACC,
-    DrivingEnv,
-    steering_limit,
-)
+from pvm_mbrl.envs.driving import COLLISION_COST, FRAME_SECONDS, DrivingEnv
+from pvm_mbrl.envs.driving_traffic import BRAKE_DEC, EGO_MAX_SPEED, MAX_LATERAL_ACC, THROTTLE_ACC, steering_limit
 from pvm_mbrl.envs.registry import make_env
 from pvm_mbrl.envs.suites import load_suites
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from pvm_mbrl.envs.tabletop import ID_HALF_SQUARE, TabletopEnv, TabletopVectorEnv, in_region, sample_xy
+from pvm_mbrl.envs.tabletop import TabletopEnv, TabletopVectorEnv
 from pvm_mbrl.envs.tabletop_objects import (
     STANDIN_OBJECTS,
     YCB_SUBDIR,
@@ -21,6 +21,7 @@ from pvm_mbrl.envs.tabletop_objects import (
     resolve_object_set,
     split_objects,
 )
+from pvm_mbrl.envs.tabletop_scene import ID_HALF_SQUARE, in_region, sample_xy
 
 SPLIT_SEED = 1
 

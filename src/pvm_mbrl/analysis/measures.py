@@ -1,5 +1,5 @@
-"""The paper's measures (Jones et al. 2025, section IV-D): normalised return, relative drop from ID,
-window-smoothed learning curves and steps-to-threshold with its per-model summary (Table III).
+"""The paper's measures (Jones et al. 2025, section IV-D): normalised return (also with a shift suite's constants),
+relative drop from ID, window-smoothed learning curves and steps-to-threshold with its per-model summary (Table III).
 
 A learning curve is a pair ``(steps, values)`` of equal-length 1-D arrays: env steps, strictly increasing, and the
 (normalised) return measured at each. Per-seed data are dicts keyed by seed, per-model data dicts keyed by model name.
@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from pvm_mbrl.envs.suites import Suite, SuiteSet
 
 Curve = tuple[ArrayLike, ArrayLike]
 """A learning curve: (env steps, return at each step)."""
@@ -62,6 +66,27 @@ def normalised_return(returns: ArrayLike, random_return: float, max_return: floa
     normalised = (array - random_return) / (max_return - random_return)
     return float(normalised) if normalised.ndim == 0 else normalised
 
+
+
+def suite_normalised_return(suite: Suite, episode_return: float) -> float:
+    """The paper's normalised return in ``suite``, with its constants: 0 for a random policy, 1 for the stated
+    maximum. ValueError, naming the command that measures it, if the suite's random return is not measured."""
+    if suite.random_return is None:
+        task = f" --task {suite.task}" if suite.task else ""
+        where = f" for task {suite.task}" if suite.task else ""
+        raise ValueError(f"suite {suite.family}:{suite.name} has no measured random return{where} yet; run "
+                         f"`pvm-mbrl envs normalise {suite.family}{task}`")
+    return float(normalised_return(episode_return, suite.random_return, suite.max_return))
+
+
+def suite_set_normalised_score(suite_set: SuiteSet, name: str, mean_returns: Mapping[str, float]) -> float:
+    """Normalised return of a suite, or the average over a group's suites (as the paper reports them), from
+    the mean return of each suite."""
+    members = suite_set.members(name)
+    missing = [m for m in members if m not in mean_returns]
+    if missing:
+        raise ValueError(f"{suite_set.family}:{name} needs mean returns for {', '.join(missing)}")
+    return float(np.mean([suite_normalised_return(suite_set.suites[m], mean_returns[m]) for m in members]))
 
 def relative_drop(id_normalised: ArrayLike, ood_normalised: ArrayLike) -> float:
     """Relative drop from ID to OOD on normalised returns: ``(mean(G_norm_ID) - mean(G_norm_OOD)) / mean(G_norm_ID)``.

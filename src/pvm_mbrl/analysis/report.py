@@ -23,7 +23,13 @@ import pandas as pd
 
 from pvm_mbrl.analysis import figures
 from pvm_mbrl.analysis.correlations import Correlation, property_correlations
-from pvm_mbrl.analysis.measures import normalised_return, relative_drops, smooth_curve, steps_to_threshold
+from pvm_mbrl.analysis.measures import (
+    normalised_return,
+    relative_drops,
+    smooth_curve,
+    steps_to_threshold,
+    suite_set_normalised_score,
+)
 from pvm_mbrl.analysis.objectness import objectness
 from pvm_mbrl.analysis.representations import domain_classifier_accuracy, umap_embedding
 from pvm_mbrl.analysis.statistics import (
@@ -127,7 +133,7 @@ def run_scores(study: Study, env: str) -> tuple[pd.DataFrame, bool]:
         for setting, members in reporting_settings(env).items():
             if not all(m in means for m in members):
                 continue
-            score = (suites.normalised_score(setting, means) if normalised
+            score = (suite_set_normalised_score(suites, setting, means) if normalised
                      else float(np.mean([means[m] for m in members])))
             rows.append({"run": run.name, "model": run.model, "seed": run.seed, "setting": setting, "score": score})
     return pd.DataFrame(rows, columns=["run", "model", "seed", "setting", "score"]), normalised

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pvm_mbrl.envs.suites import family_task_env_config, load_suites
+from pvm_mbrl.envs.presets import family_task_env_config
+from pvm_mbrl.envs.suites import load_suites
 
 
 def suite_frames(family: str, size: int = 128, seed: int = 0, task: str | None = None) -> dict[str, np.ndarray]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from pvm_mbrl.resources import CONF_DIR  # study/ imports it from here too
 
 # Settings that may change when a run is resumed; anything else must match the saved config.
 RESUMABLE_KEYS = {"steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every", "threads", "device",
