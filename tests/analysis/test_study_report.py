@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from tests.analysis.synthetic_study import EPISODES, MODELS, SCORES, SEEDS, make_study
 
-from pvm_mbrl.analysis.report import reporting_settings, run_scores
+from pvm_mbrl.analysis.report_results import reporting_settings, run_scores
 from pvm_mbrl.analysis.study import read_study
 from pvm_mbrl.cli import main
 from pvm_mbrl.evaluation import suites as evaluation_suites
@@ -46,7 +46,8 @@ def test_a_clean_study_reads_without_problems_and_scores_are_the_known_ones(clea
     table = study.table()
     assert len(table) == len(MODELS) * len(SEEDS) * 3 * EPISODES
     assert list(table.columns[:7]) == ["run", "encoder", "finetune", "model", "env", "seed", "suite"]
-    scores, normalised = run_scores(study, ENV)
+    table = run_scores(study, ENV)
+    scores, normalised = table.frame, table.normalised
     assert normalised and reporting_settings(ENV) == {s: [s] for s in ("id", "easy_ood", "hard_ood")}
     means = scores.groupby(["model", "setting"])["score"].mean()
     for model, per_suite in SCORES.items():
@@ -76,7 +77,7 @@ def test_bad_runs_are_named_with_what_is_missing_and_the_rest_is_kept(clean_stud
     assert "mobilenet_v2_partial/seed0: metrics.jsonl: its last line is half-written" in problems
     assert "cnn/seed1: training is running at 50000 of 100000 env steps" in problems
     assert len(study.runs) == 12  # every run with a config is kept for what it has
-    scores, _ = run_scores(study, ENV)
+    scores = run_scores(study, ENV).frame
     assert len(scores[(scores["model"] == "cnn") & (scores["setting"] == "id")]) == 2
     assert len(scores[(scores["model"] == "efficientnet_lite0 full") & (scores["setting"] == "hard_ood")]) == 2
     assert len(scores[(scores["model"] == "efficientnet_lite0 full") & (scores["setting"] == "id")]) == 3
