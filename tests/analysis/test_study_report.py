@@ -3,12 +3,16 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from tests.analysis.synthetic_study import EPISODES, MODELS, SCORES, SEEDS, make_study
 
+from pvm_mbrl import cli
+from pvm_mbrl.analysis.report import ReportOptions
 from pvm_mbrl.analysis.report_results import reporting_settings, run_scores
 from pvm_mbrl.analysis.study import read_study
 from pvm_mbrl.cli import main
@@ -91,6 +95,20 @@ def test_a_study_without_runs_is_refused_with_a_clear_message(tmp_path, capsys):
     assert "no usable run directory under" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_report_command_starts_from_report_options(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "write_report", lambda study_dir, out, options: seen.append(options) or ("md", "html"))
+    assert main(["report", str(tmp_path)]) == 0 and seen[-1] == ReportOptions()
+    assert main(["report", str(tmp_path), "--curve-window", "5", "--bootstrap", "7"]) == 0
+    assert seen[-1] == ReportOptions(curve_window=5, bootstrap=7)
+
+
+def test_the_command_line_imports_the_report_settings_without_the_analyses():
+    code = "import sys, pvm_mbrl.cli; print(sorted({'torch', 'pandas', 'matplotlib'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.slow
