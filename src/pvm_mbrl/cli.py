@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pvm_mbrl.analysis.report import write_report
+from pvm_mbrl.analysis.report_options import ReportOptions
 from pvm_mbrl.evaluation.settings import EvaluationSettings
 from pvm_mbrl.locks import LockedError
 
@@ -64,12 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="write STUDY_DIR/report/report.md and .html over all its runs")
     report.add_argument("study_dir")
     report.add_argument("--out", default=None, help="report directory (default: STUDY_DIR/report)")
-    report.add_argument("--curve-key", default="episode/return", help="metric of the learning curves")
-    report.add_argument("--curve-window", type=float, default=50_000, help="env steps smoothed in Fig. 2")
-    report.add_argument("--threshold-window", type=float, default=20_000, help="smoothing for steps-to-threshold")
-    report.add_argument("--loss-window", type=float, default=2_000, help="env steps smoothed in Fig. 3")
-    report.add_argument("--permutations", type=int, default=10_000)
-    report.add_argument("--bootstrap", type=int, default=50_000, help="bootstrap resamples for IQM intervals")
+    defaults = ReportOptions()  # the one home of the report's defaults
+    report.add_argument("--curve-key", default=defaults.curve_key, help="metric of the learning curves")
+    report.add_argument("--curve-window", type=float, default=defaults.curve_window,
+                        help="env steps smoothed in Fig. 2")
+    report.add_argument("--threshold-window", type=float, default=defaults.threshold_window,
+                        help="smoothing for steps-to-threshold")
+    report.add_argument("--loss-window", type=float, default=defaults.loss_window, help="env steps smoothed in Fig. 3")
+    report.add_argument("--permutations", type=int, default=defaults.permutations)
+    report.add_argument("--bootstrap", type=int, default=defaults.bootstrap,
+                        help="bootstrap resamples for IQM intervals")
     envs = commands.add_parser("envs", help="inspect env families and their shift suites")
     env_commands = envs.add_subparsers(dest="envs_command", required=True)
     preview = env_commands.add_parser("preview", help="write a PNG with one frame per shift suite")
@@ -105,11 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "envs":
             return _envs(args)
         elif args.command == "report":
-            from pvm_mbrl.analysis.report import ReportOptions, write_report
-
-            options = ReportOptions(args.curve_key, args.curve_window, args.threshold_window,
-                                    loss_window=args.loss_window, permutations=args.permutations,
-                                    bootstrap=args.bootstrap)
+            options = ReportOptions(curve_key=args.curve_key, curve_window=args.curve_window,
+                                    threshold_window=args.threshold_window, loss_window=args.loss_window,
+                                    permutations=args.permutations, bootstrap=args.bootstrap)
             md_path, html_path = write_report(args.study_dir, args.out, options)
             print(f"[report] wrote {md_path} and {html_path}")
         else:

@@ -3,13 +3,17 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from tests.analysis.synthetic_study import EPISODES, MODELS, SCORES, SEEDS, make_study
 
-from pvm_mbrl.analysis.report import reporting_settings, run_scores
+from pvm_mbrl import cli
+from pvm_mbrl.analysis.report_options import ReportOptions
+from pvm_mbrl.analysis.report_results import reporting_settings, run_scores
 from pvm_mbrl.analysis.study import read_study
 from pvm_mbrl.cli import main
 from pvm_mbrl.evaluation import suites as evaluation_suites
@@ -46,7 +50,8 @@ def test_a_clean_study_reads_without_problems_and_scores_are_the_known_ones(clea
     table = study.table()
     assert len(table) == len(MODELS) * len(SEEDS) * 3 * EPISODES
     assert list(table.columns[:7]) == ["run", "encoder", "finetune", "model", "env", "seed", "suite"]
-    scores, normalised = run_scores(study, ENV)
+    table = run_scores(study, ENV)
+    scores, normalised = table.frame, table.normalised
     assert normalised and reporting_settings(ENV) == {s: [s] for s in ("id", "easy_ood", "hard_ood")}
     means = scores.groupby(["model", "setting"])["score"].mean()
     for model, per_suite in SCORES.items():
@@ -76,7 +81,7 @@ def test_bad_runs_are_named_with_what_is_missing_and_the_rest_is_kept(clean_stud
     assert "mobilenet_v2_partial/seed0: metrics.jsonl: its last line is half-written" in problems
     assert "cnn/seed1: training is running at 50000 of 100000 env steps" in problems
     assert len(study.runs) == 12  # every run with a config is kept for what it has
-    scores, _ = run_scores(study, ENV)
+    scores = run_scores(study, ENV).frame
     assert len(scores[(scores["model"] == "cnn") & (scores["setting"] == "id")]) == 2
     assert len(scores[(scores["model"] == "efficientnet_lite0 full") & (scores["setting"] == "hard_ood")]) == 2
     assert len(scores[(scores["model"] == "efficientnet_lite0 full") & (scores["setting"] == "id")]) == 3
@@ -90,6 +95,20 @@ def test_a_study_without_runs_is_refused_with_a_clear_message(tmp_path, capsys):
     assert "no usable run directory under" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_report_command_starts_from_report_options(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "write_report", lambda study_dir, out, options: seen.append(options) or ("md", "html"))
+    assert main(["report", str(tmp_path)]) == 0 and seen[-1] == ReportOptions()
+    assert main(["report", str(tmp_path), "--curve-window", "5", "--bootstrap", "7"]) == 0
+    assert seen[-1] == ReportOptions(curve_window=5, bootstrap=7)
+
+
+def test_the_command_line_imports_the_report_settings_without_the_analyses():
+    code = "import sys, pvm_mbrl.cli; print(sorted({'torch', 'pandas', 'matplotlib'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from pvm_mbrl.analysis.report import ReportOptions, write_report
+from pvm_mbrl.analysis.report import write_report
+from pvm_mbrl.analysis.report_options import ReportOptions
 from pvm_mbrl.cli import main
 from pvm_mbrl.evaluation.settings import EvaluationSettings, model_identity, suite_names
 from pvm_mbrl.evaluation.suites import episode_seeds, evaluate_suites

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from pvm_mbrl.evaluation.settings import model_identity, suite_names
-from pvm_mbrl.evaluation.suites import STUDY_TABLE
+from pvm_mbrl.evaluation.settings import STUDY_TABLE, model_identity, suite_names
 from pvm_mbrl.rundir import RUN_FILES, TABLE_COLUMNS, RunDir, find_run_dirs, read_json
 
 FINETUNE_ORDER = ("scratch", "full", "partial", "frozen")

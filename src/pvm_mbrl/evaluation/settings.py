@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from pvm_mbrl.envs.suites import SuiteSet, load_suites, suite_families
 
 ID_SUITE = "id"
+STUDY_TABLE = "returns.csv"  # a study directory's table of every evaluated episode (``TABLE_COLUMNS``)
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,17 @@ from omegaconf import DictConfig
 from pvm_mbrl.atomic import atomic_write_text
 from pvm_mbrl.dreamer.rssm import RSSMState
 from pvm_mbrl.envs.registry import make_env
-from pvm_mbrl.evaluation.settings import EvaluationSettings, family_suites, model_identity, suite_names
+from pvm_mbrl.evaluation.settings import (
+    STUDY_TABLE,
+    EvaluationSettings,
+    family_suites,
+    model_identity,
+    suite_names,
+)
 from pvm_mbrl.rollout.episodes import EVAL_SEED_OFFSET, run_episodes
 from pvm_mbrl.rollout.loading import load_agent
 from pvm_mbrl.rundir import TABLE_COLUMNS, RunDir
 
-STUDY_TABLE = "returns.csv"
 SUITE_SEED_BASE = 2 * EVAL_SEED_OFFSET
 
 

@@ -154,7 +154,8 @@ def report_notes(plan: StudyPlan) -> tuple[str, ...]:
 
 
 def write_study_report(study_dir: Path, plan: StudyPlan) -> tuple[Path, Path]:
-    from pvm_mbrl.analysis.report import ReportOptions, write_report
+    from pvm_mbrl.analysis.report import write_report
+    from pvm_mbrl.analysis.report_options import ReportOptions
 
     return write_report(study_dir, options=ReportOptions(**plan.report, notes=report_notes(plan)))
 

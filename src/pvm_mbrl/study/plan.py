@@ -216,7 +216,7 @@ def _check_keys(section: str, given: dict, accepted) -> None:
 
 def make_plan(preset: str, overrides: list[str], study_dir: Path) -> tuple[StudyPlan, dict[str, DictConfig]]:
     """The study's plan and every run's config, composed and checked here, before anything starts."""
-    from pvm_mbrl.analysis.report import ReportOptions
+    from pvm_mbrl.analysis.report_options import ReportOptions
 
     name, cfg = load_preset(preset)
     cfg = apply_overrides(cfg, overrides)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 
@@ -31,21 +32,50 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), validate: bool =
     encoder and env registries, i.e. torch: ``validate=False`` for configs checked before, as ``study status``)."""
     for override in overrides:
         key, sep, value = override.partition("=")
+        if key.startswith(("+", "~")):  # Hydra's add/delete syntax would silently add a setting nothing reads
+            raise ValueError(f"override {override!r}: settings cannot be added or deleted; "
+                             f"{unknown_key_hint(key.lstrip('+~'))}")
         if sep and key in ("model", "env", "encoder") and value not in group_options(key):
             raise ValueError(f"unknown {key} preset {value!r}; choose one of: {', '.join(group_options(key))}")
+    cfg = _compose(list(overrides), unknown_ok=False)
+    if validate:
+        validate_config(cfg)
+    return cfg
+
+
+def _compose(overrides: list[str], unknown_ok: bool) -> DictConfig:
     # Inside a Hydra job (a study's) Hydra's global state is the launcher's: set it aside while composing.
     outer = GlobalHydra.instance().hydra
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=list(overrides))
+            return compose("config", overrides=overrides)
     except HydraException as error:
+        if unknown_ok:
+            raise
+        unknown = re.search(r"Could not override '([^']+)'", str(error))
+        if unknown:  # Hydra's own hint (``+key=...``) would add a setting nothing reads
+            raise ValueError(f"unknown setting {unknown.group(1)!r}; {unknown_key_hint(unknown.group(1))}") from None
         raise ValueError(f"bad config override: {error}") from error
     finally:
         GlobalHydra.instance().hydra = outer
-    if validate:
-        validate_config(cfg)
-    return cfg
+
+
+def setting_keys() -> list[str]:
+    """Every dotted key of the default training config (what ``key=value`` may set)."""
+    def walk(node: object, prefix: str) -> list[str]:
+        if isinstance(node, dict):
+            return [k for key, value in node.items() for k in walk(value, f"{prefix}{key}.")]
+        return [prefix[:-1]]
+
+    return walk(OmegaConf.to_container(_compose([], unknown_ok=True), resolve=False), "")
+
+
+def unknown_key_hint(key: str) -> str:
+    """The nearest setting names to a misspelt key, or where the settings are listed."""
+    close = difflib.get_close_matches(key, setting_keys(), n=3, cutoff=0.6)
+    listing = "`pvm-mbrl train --print-config` lists every setting"
+    return f"did you mean {' or '.join(close)}? ({listing})" if close else listing
 
 
 def _require(condition: bool, message: str) -> None:
