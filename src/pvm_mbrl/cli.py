@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pvm_mbrl.errors import RunError
 from pvm_mbrl.locks import LockedError
 
 EPILOG = """examples:
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             for run_dir in args.run_dirs:
                 evaluate_suites(run_dir, args.episodes, args.suites, args.seed, args.greedy, args.device,
                                 args.samples, args.sample_every, args.frames, args.forgetting_images, args.study)
-    except (ValueError, FileNotFoundError, LockedError) as error:
+    except (ValueError, FileNotFoundError, LockedError, RunError) as error:
         print(f"pvm-mbrl: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,7 +2,9 @@
 
 One run directory holds everything: ``config.yaml``, ``metrics.jsonl``, ``tensorboard/``, ``replay/``
 chunk files, ``checkpoint.pt`` and ``status.json``. Running the same command on it again resumes from
-the last checkpoint; Ctrl-C (or SIGTERM) writes a checkpoint before exiting.
+the last checkpoint; Ctrl-C (or SIGTERM) writes a checkpoint before exiting. A run that fails (a checkpoint it
+cannot write) marks ``status.json`` failed with the reason and keeps its last good checkpoint, with the one
+before it as ``checkpoint.prev.pt`` (see ``training.checkpoint``).
 """
 
 from __future__ import annotations
@@ -22,17 +24,20 @@ from pvm_mbrl.atomic import atomic_write_text
 from pvm_mbrl.dreamer.agent import Agent
 from pvm_mbrl.envs.registry import make_batched_env, make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
+from pvm_mbrl.errors import RunError
 from pvm_mbrl.evaluation.episodes import run_episodes
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.replay.buffer import ReplayBuffer
 from pvm_mbrl.training.allocator import retain_freed_memory
 from pvm_mbrl.training.checkpoint import (
     CHECKPOINT_NAME,
+    format_bytes,
     load_checkpoint,
     restore_rng_state,
     rng_state,
     save_checkpoint,
     seed_everything,
+    writing_checkpoint,
 )
 from pvm_mbrl.training.config import to_yaml
 from pvm_mbrl.training.logger import MeanTracker, MetricsLogger, ProgressLine
@@ -143,15 +148,19 @@ class Trainer:
         return metrics
 
     def checkpoint(self, state: str) -> None:
-        self.replay.save()  # chunk files first: the checkpoint then never points at missing replay
-        save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
-            "agent": self.agent.checkpoint_state(),
-            "replay": self.replay.state(),
-            "counters": {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
-                         "updates_owed": self.updates_owed},
-            "rng": rng_state(),
-            "action_rng": self.action_rng.bit_generator.state,
-        })
+        """Write the checkpoint and the status; on failure mark the status failed and raise ``RunError``."""
+        path = self.run_dir / CHECKPOINT_NAME
+        with writing_checkpoint(path, self.mark_failed):
+            self.replay.save()  # chunk files first: the checkpoint then never points at missing replay
+            size = save_checkpoint(path, {
+                "agent": self.agent.checkpoint_state(),
+                "replay": self.replay.state(),
+                "counters": {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
+                             "updates_owed": self.updates_owed},
+                "rng": rng_state(),
+                "action_rng": self.action_rng.bit_generator.state,
+            })
+        print(f"[train] checkpoint at env step {self.env_steps:,}: {path} ({format_bytes(size)})", flush=True)
         self.write_status(state)
 
     def _restore(self, state: dict) -> None:
@@ -163,10 +172,17 @@ class Trainer:
         restore_rng_state(state["rng"])
         self.action_rng.bit_generator.state = state["action_rng"]
 
-    def write_status(self, state: str) -> None:
+    def write_status(self, state: str, reason: str | None = None) -> None:
         status = {"state": state, "env_steps": self.env_steps, "total_steps": int(self.cfg.steps),
-                  "updates": self.updates, "time": time.time()}
+                  "updates": self.updates, "time": time.time(), **({"reason": reason} if reason else {})}
         atomic_write_text(self.run_dir / "status.json", json.dumps(status))
+
+    def mark_failed(self, error: RunError) -> None:
+        """``status.json`` says failed, with the reason; a full disk may refuse even that (then it is said)."""
+        try:
+            self.write_status("failed", str(error))
+        except OSError as status_error:
+            print(f"[train] could not mark {self.run_dir / 'status.json'} failed: {status_error}", flush=True)
 
     # ---------------------------------------------------------------- loop
     def run(self) -> dict[str, float]:
@@ -187,6 +203,9 @@ class Trainer:
         except KeyboardInterrupt:
             print(f"[train] interrupted at env step {self.env_steps:,}: writing checkpoint", flush=True)
             self.checkpoint("interrupted")
+            raise
+        except RunError as error:
+            self.mark_failed(error)
             raise
         finally:
             for sig, handler in previous_handlers.items():
