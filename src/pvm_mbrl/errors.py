@@ -14,3 +14,7 @@ class CheckpointReadError(RunError):
 class CheckpointWriteError(RunError):
     """A checkpoint could not be written (disk full, ...) or was refused (non-finite weights); the one before
     it is kept."""
+
+
+class DivergenceError(RunError):
+    """Training stopped after too many consecutive updates with non-finite losses or gradients."""

@@ -54,7 +54,7 @@ def validate_config(cfg: DictConfig) -> None:
     from pvm_mbrl.envs.registry import parse_env_name
 
     for key in ("steps", "batch_size", "batch_length", "replay_capacity", "eval_episodes", "log_every",
-                "checkpoint_every", "eval_every"):
+                "checkpoint_every", "eval_every", "divergence_patience"):
         _require(isinstance(cfg[key], int) and cfg[key] > 0, f"{key} must be a positive integer, got {cfg[key]!r}")
     for key in ("train_ratio", "prefill", "threads", "time_limit_minutes"):
         _require(isinstance(cfg[key], int | float) and cfg[key] >= 0,

@@ -2,9 +2,9 @@
 
 One run directory holds everything: ``config.yaml``, ``metrics.jsonl``, ``tensorboard/``, ``replay/``
 chunk files, ``checkpoint.pt`` and ``status.json``. Running the same command on it again resumes from
-the last checkpoint; Ctrl-C (or SIGTERM) writes a checkpoint before exiting. A run that fails (a checkpoint it
-cannot write) marks ``status.json`` failed with the reason and keeps its last good checkpoint, with the one
-before it as ``checkpoint.prev.pt`` (see ``training.checkpoint``).
+the last checkpoint; Ctrl-C (or SIGTERM) writes a checkpoint before exiting. A run that fails (diverged, or a
+checkpoint it cannot write) marks ``status.json`` failed with the reason and keeps its last good checkpoint, with
+the one before it as ``checkpoint.prev.pt`` (see ``training.checkpoint``).
 """
 
 from __future__ import annotations
@@ -40,11 +40,12 @@ from pvm_mbrl.training.checkpoint import (
     writing_checkpoint,
 )
 from pvm_mbrl.training.config import to_yaml
+from pvm_mbrl.training.guard import DivergenceGuard
 from pvm_mbrl.training.logger import MeanTracker, MetricsLogger, ProgressLine
 
 # Settings that may change when a run is resumed; anything else must match the saved config.
 RESUMABLE_KEYS = {"steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every", "threads", "device",
-                  "time_limit_minutes"}
+                  "time_limit_minutes", "divergence_patience"}
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training episodes
 PROGRESS_KEYS = ("episode/return", "eval/return", "loss/rec", "loss/dyn")
 
@@ -115,8 +116,10 @@ class Trainer:
         self.action_rng = np.random.default_rng(cfg.seed)
         self.env_steps = self.updates = self.episodes = 0
         self.updates_owed = 0.0
+        self.guard = DivergenceGuard(cfg.divergence_patience)
         if self.resuming:
             self._restore(load_checkpoint(checkpoint_path, self.device))
+            self.guard.checkpointed(checkpoint_path, self.env_steps)
 
     # ---------------------------------------------------------------- run directory
     def _check_run_dir(self) -> None:
@@ -145,7 +148,7 @@ class Trainer:
         metrics, latents = self.agent.train_step(self.replay.gather((stream, rows)))
         if latents:
             self.replay.write((stream, rows[:, self.cfg.replay_context:]), latents)
-        return metrics
+        return self.guard.observe(metrics)
 
     def checkpoint(self, state: str) -> None:
         """Write the checkpoint and the status; on failure mark the status failed and raise ``RunError``."""
@@ -161,6 +164,7 @@ class Trainer:
                 "action_rng": self.action_rng.bit_generator.state,
             })
         print(f"[train] checkpoint at env step {self.env_steps:,}: {path} ({format_bytes(size)})", flush=True)
+        self.guard.checkpointed(path, self.env_steps)
         self.write_status(state)
 
     def _restore(self, state: dict) -> None:
@@ -242,6 +246,7 @@ class Trainer:
                            "image": self.agent.replay_image(obs["image"])}  # kept only as the decoder's target
                 # The policy reads obs first: replay stores the posterior it formed beside the step.
                 next_action, agent_state = self.agent.act({**obs, "is_first": is_first}, agent_state)
+                next_action = self.guard.finite_actions(next_action)
                 if self.env_steps < cfg.prefill:
                     next_action = random_actions(self.action_space, n, self.action_rng)
                     agent_state = (agent_state[0], torch.as_tensor(next_action, device=self.agent.device))
@@ -287,13 +292,14 @@ class Trainer:
                     metrics["speed/updates_per_s"] = (self.updates - interval_updates) / elapsed
                     metrics["replay/steps"] = len(self.replay)
                     metrics["replay/bytes_per_step"] = self.replay.bytes_per_step
+                    metrics.update(self.guard.metrics())
                     logger.write(self.env_steps, metrics)
                     shown = {k: v for k, v in {**metrics, **last_eval}.items() if k in PROGRESS_KEYS}
-                    progress.show(self.env_steps, {**shown, "updates": self.updates})
+                    progress.show(self.env_steps, {**shown, "updates": self.updates, **self.guard.progress()})
                     interval_start, interval_steps = time.time(), self.env_steps
                     interval_updates = self.updates
                     next_log += cfg.log_every
-                if self.env_steps >= next_checkpoint:
+                if self.env_steps >= next_checkpoint and self.guard.healthy:  # not while updates are skipped
                     self.checkpoint("running")
                     next_checkpoint += cfg.checkpoint_every
         finally:
