@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pvm_mbrl.errors import RunError
+from pvm_mbrl.errors import RunError, interrupt_exit_status
 from pvm_mbrl.locks import LockedError
 
 EPILOG = """examples:
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, LockedError, RunError) as error:
         print(f"pvm-mbrl: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as interrupt:  # 130 after Ctrl-C, 143 after SIGTERM
+        return interrupt_exit_status(interrupt)
     return 0
 
 

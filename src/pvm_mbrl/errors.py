@@ -1,6 +1,8 @@
-"""Failures the command line reports as one message and exit status 2."""
+"""Failures the command line reports as one message and exit status 2, and interrupts by signal."""
 
 from __future__ import annotations
+
+import signal
 
 
 class RunError(Exception):
@@ -18,3 +20,16 @@ class CheckpointWriteError(RunError):
 
 class DivergenceError(RunError):
     """Training stopped after too many consecutive updates with non-finite losses or gradients."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM while training: handled like Ctrl-C, then exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def interrupt_exit_status(interrupt: KeyboardInterrupt) -> int:
+    """The shell's convention: 130 after Ctrl-C (SIGINT), 143 after SIGTERM."""
+    return 128 + getattr(interrupt, "signum", signal.SIGINT)

@@ -1,10 +1,12 @@
 """Failures through the command line, in fresh processes: a diverging run exits 2 with its last good checkpoint
-kept."""
+kept; SIGTERM checkpoints and exits 143."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from tests.conftest import TINY
@@ -35,3 +37,26 @@ def test_a_diverging_run_exits_2_naming_the_terms_and_keeps_a_finite_checkpoint(
     assert state["counters"]["env_steps"] == 40 and nonfinite_tensors(state) == []
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "failed" and status["reason"].startswith("training diverged")
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_143(tmp_path):
+    run_dir = tmp_path / "run"
+    with open(tmp_path / "log.txt", "w") as log:
+        process = subprocess.Popen(cli("train", *ARGS, f"run_dir={run_dir}", "steps=100000"), stdout=log,
+                                   stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            deadline = time.time() + 300
+            while not (run_dir / "status.json").exists():
+                assert process.poll() is None and time.time() < deadline, "no checkpoint before the deadline"
+                time.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=120) == 143
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "interrupted"
+    output = (tmp_path / "log.txt").read_text()
+    assert f"[train] interrupted at env step {status['env_steps']:,}: writing checkpoint" in output
+    assert f"[train] checkpoint at env step {status['env_steps']:,}" in output

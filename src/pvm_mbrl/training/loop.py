@@ -2,9 +2,10 @@
 
 One run directory holds everything: ``config.yaml``, ``metrics.jsonl``, ``tensorboard/``, ``replay/``
 chunk files, ``checkpoint.pt`` and ``status.json``. Running the same command on it again resumes from
-the last checkpoint; Ctrl-C (or SIGTERM) writes a checkpoint before exiting. A run that fails (diverged, or a
-checkpoint it cannot write) marks ``status.json`` failed with the reason and keeps its last good checkpoint, with
-the one before it as ``checkpoint.prev.pt`` (see ``training.checkpoint``).
+the last checkpoint; Ctrl-C (or SIGTERM) writes a checkpoint before exiting (exit status 130, or 143 after
+SIGTERM). A run that fails (diverged, or a checkpoint it cannot write) marks ``status.json`` failed with the
+reason and keeps its last good checkpoint, with the one before it as ``checkpoint.prev.pt`` (see
+``training.checkpoint``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pvm_mbrl.atomic import atomic_write_text
 from pvm_mbrl.dreamer.agent import Agent
 from pvm_mbrl.envs.registry import make_batched_env, make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
-from pvm_mbrl.errors import RunError
+from pvm_mbrl.errors import Interrupted, RunError
 from pvm_mbrl.evaluation.episodes import run_episodes
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.replay.buffer import ReplayBuffer
@@ -310,7 +311,7 @@ class Trainer:
 
 
 def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise Interrupted(signum)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
