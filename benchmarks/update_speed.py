@@ -29,10 +29,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pvm_mbrl.dreamer.agent import Agent, autocast
+from pvm_mbrl.dreamer.agent import Agent, autocast, resolve_device
 from pvm_mbrl.training.allocator import retain_freed_memory
 from pvm_mbrl.training.config import compose_config
-from pvm_mbrl.training.loop import resolve_device
 
 ALLOCATORS = ("retain", "default")
 

@@ -8,6 +8,7 @@ import sys
 
 from pvm_mbrl.analysis.report import write_report
 from pvm_mbrl.analysis.report_options import ReportOptions
+from pvm_mbrl.errors import RunError, interrupt_exit_status
 from pvm_mbrl.evaluation.settings import EvaluationSettings
 from pvm_mbrl.locks import LockedError
 
@@ -123,11 +124,11 @@ def main(argv: list[str] | None = None) -> int:
                                           args.frames, args.forgetting_images)
             for run_dir in args.run_dirs:
                 evaluate_suites(run_dir, settings, args.suites, args.device, args.study)
-    except (ValueError, FileNotFoundError, LockedError) as error:
+    except (ValueError, FileNotFoundError, LockedError, RunError) as error:
         print(f"pvm-mbrl: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as interrupt:  # 130 after Ctrl-C, 143 after SIGTERM
+        return interrupt_exit_status(interrupt)
     return 0
 
 

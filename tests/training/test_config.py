@@ -44,6 +44,7 @@ def test_official_presets_match_dreamerv3():
     (["optim.agc=-0.3"], "optim.agc must be a number >= 0 and finite, got -0.3"),
     (["optim.eps=nan"], r"optim.eps must be a number in \[0, 1\), got nan"),
     (["optim.warmup=-5"], "optim.warmup must be an integer >= 0, got -5"),
+    (["divergence_patience=0"], "divergence_patience must be a positive integer, got 0"),
 ])
 def test_bad_values_fail_naming_value_and_choices(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,25 @@ from omegaconf import DictConfig
 from torch import nn
 
 from pvm_mbrl.dreamer.actor_critic import ActorCritic
-from pvm_mbrl.dreamer.optim import LaProp
+from pvm_mbrl.dreamer.optim import LaProp, gradients_finite
 from pvm_mbrl.dreamer.rssm import RSSMState
 from pvm_mbrl.dreamer.world_model import WorldModel
 from pvm_mbrl.encoders.registry import make_encoder
 
 WORLD_MODEL_LOSSES = ("rec", "vec", "rew", "con", "dyn", "rep")
+NONFINITE_FLAG = "train/nonfinite"  # in an update's metrics: 1.0 when it was skipped, 0.0 when applied
+NONFINITE_PREFIX = "nonfinite/"     # ``nonfinite/<term>: 1.0`` for each loss term (or ``gradients``) at fault
+
+
+def nonfinite_terms(terms: list[str], scaled: list[float], total: float, finite_grads: bool) -> list[str]:
+    """The loss terms whose scaled mean is inf or NaN; else ``total`` when only the sum overflowed, else
+    ``gradients`` when only they are non-finite; empty for a sound update."""
+    faults = [term for term, value in zip(terms, scaled, strict=True) if not math.isfinite(value)]
+    if not faults and not math.isfinite(total):
+        faults = ["total"]
+    if not faults and not finite_grads:
+        faults = ["gradients"]
+    return faults
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -135,6 +149,11 @@ class Agent(nn.Module):
         With replay context (the batch holds ``latent_*`` keys and is ``T + 1`` long), the RSSM starts from the
         latent stored with the first step and learns on the other T, as DreamerV3's ``replay_context: 1``.
         Returns the metrics and the T posterior latents to write back to replay (empty without context).
+
+        An update whose scaled loss terms or gradients are not all finite is skipped: no optimiser step, no
+        slow-critic step, buffers (the return normaliser's) restored, no latents returned. Its metrics then hold
+        ``train/nonfinite: 1`` and ``nonfinite/<term>: 1`` for each term at fault (``gradients`` when only they
+        were); an applied update has ``train/nonfinite: 0``.
         """
         data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
         context = None
@@ -145,6 +164,7 @@ class Agent(nn.Module):
         data["action"] = data["action"].float()
         data["reward"] = data["reward"].float()
         self.train()
+        buffers = [b.detach().clone() for b in self.buffers() if b.is_floating_point()]
         with autocast(self.device, self.precision):
             wm_losses, post = self.world_model.loss(data, context)
             start = post.map(lambda x: x.detach().reshape(-1, *x.shape[2:]))
@@ -154,16 +174,27 @@ class Agent(nn.Module):
             # Official ``repval_grad: True``: the replay-value loss also shapes the world model's features.
             ac_losses["repval"] = self.actor_critic.replay_value_loss(post.feature(), data, bootstrap)
         losses = {**wm_losses, **ac_losses}
-        total = sum(self.scales[k] * v.mean() for k, v in losses.items())
+        scaled = [self.scales[k] * v.mean() for k, v in losses.items()]
+        total = sum(scaled)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        self.optimizer.step()
-        self.actor_critic.update_slow_critic()
+        finite_grads = gradients_finite(self.parameters()).to(total.device, torch.float32)
         # One device-to-host transfer for every metric (each ``.item()`` would be a sync on CUDA).
         names = [*(f"loss/{k}" for k in losses), "loss/total", *(f"train/{k}" for k in metrics)]
         values = torch.stack([*(v.detach().mean().float() for v in losses.values()), total.detach().float(),
-                              *(v.detach().float() for v in metrics.values())]).tolist()
-        out = dict(zip(names, values, strict=True))
+                              *(v.detach().float() for v in metrics.values()),
+                              *(s.detach().float() for s in scaled), finite_grads]).tolist()
+        out = dict(zip(names, values[:len(names)], strict=True))
+        faults = nonfinite_terms(list(losses), values[len(names):-1], out["loss/total"], bool(values[-1]))
+        out[NONFINITE_FLAG] = float(bool(faults))
+        if faults:
+            self.optimizer.zero_grad(set_to_none=True)
+            for saved, buffer in zip(buffers, (b for b in self.buffers() if b.is_floating_point()), strict=True):
+                buffer.copy_(saved)
+            out.update({f"{NONFINITE_PREFIX}{term}": 1.0 for term in faults})
+            return out, {}
+        self.optimizer.step()
+        self.actor_critic.update_slow_critic()
         return out, (self.replay_latent(post) if context is not None else {})
 
     # ---------------------------------------------------------------- persistence

@@ -32,7 +32,11 @@ class OneHotCategorical:
         self.probs = self.logits.exp()
 
     def sample(self) -> torch.Tensor:
-        index = torch.multinomial(self.probs.reshape(-1, self.probs.shape[-1]), 1)
+        probs = self.probs.reshape(-1, self.probs.shape[-1])
+        # A row with inf or NaN (a diverged model's) draws uniformly instead of raising in ``multinomial``; its
+        # NaN still reaches the sample through the straight-through term, so the update's losses show it.
+        probs = torch.where(torch.isfinite(probs).all(-1, keepdim=True), probs, torch.ones_like(probs))
+        index = torch.multinomial(probs, 1)
         hard = F.one_hot(index.reshape(self.probs.shape[:-1]), self.probs.shape[-1]).to(self.probs.dtype)
         return hard + (self.probs - self.probs.detach())  # straight-through: value hard, gradient of probs
 

@@ -12,6 +12,15 @@ def agc_factor(grad_norm: torch.Tensor, param_norm: torch.Tensor, clip: float, m
     return torch.clamp(limit / torch.clamp(grad_norm, min=1e-12), max=1.0)
 
 
+def gradients_finite(params) -> torch.Tensor:
+    """A device-side boolean: whether every gradient of ``params`` is finite (read it with the update's other
+    numbers, in one transfer). A max-abs norm is inf or NaN exactly when some entry is."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.tensor(True)
+    return torch.isfinite(torch.stack(torch._foreach_norm(grads, ord=float("inf")))).all()
+
+
 def warmup_lr(lr: float, step: int, warmup: int) -> float:
     """Linear warm-up from 0 to ``lr`` over ``warmup`` updates."""
     return lr if warmup <= 0 else lr * min(1.0, step / warmup)

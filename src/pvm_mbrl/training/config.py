@@ -15,7 +15,7 @@ from pvm_mbrl.resources import CONF_DIR  # study/ imports it from here too
 
 # Settings that may change when a run is resumed; anything else must match the saved config.
 RESUMABLE_KEYS = {"steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every", "threads", "device",
-                  "time_limit_minutes"}
+                  "time_limit_minutes", "divergence_patience"}
 
 # ``${slug:${env.name}}`` turns a name like dmc:cartpole-balance into a safe path part.
 if not OmegaConf.has_resolver("slug"):
@@ -89,7 +89,7 @@ def validate_config(cfg: DictConfig) -> None:
     from pvm_mbrl.envs.registry import parse_env_name
 
     for key in ("steps", "batch_size", "batch_length", "replay_capacity", "eval_episodes", "log_every",
-                "checkpoint_every", "eval_every"):
+                "checkpoint_every", "eval_every", "divergence_patience"):
         _require(isinstance(cfg[key], int) and cfg[key] > 0, f"{key} must be a positive integer, got {cfg[key]!r}")
     for key in ("train_ratio", "prefill", "threads", "time_limit_minutes"):
         _require(isinstance(cfg[key], int | float) and cfg[key] >= 0,

@@ -2,7 +2,9 @@
 
 One run directory (``pvm_mbrl.rundir``) holds everything: config, metrics, replay chunks, checkpoint and status.
 Running the same command on it again resumes from the last checkpoint; Ctrl-C (or SIGTERM) writes a checkpoint
-before exiting.
+before exiting (exit status 130, or 143 after SIGTERM). A run that fails (diverged, or a checkpoint it cannot write)
+marks its status failed with the reason and keeps its last good checkpoint, with the one before it beside it (see
+``pvm_mbrl.checkpoint``).
 """
 
 from __future__ import annotations
@@ -18,21 +20,25 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pvm_mbrl.checkpoint import (
+    format_bytes,
     load_checkpoint,
     restore_rng_state,
     rng_state,
     save_checkpoint,
     seed_everything,
+    writing_checkpoint,
 )
 from pvm_mbrl.dreamer.agent import Agent, resolve_device
 from pvm_mbrl.envs.registry import make_batched_env, make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
+from pvm_mbrl.errors import Interrupted, RunError
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.replay.buffer import ReplayBuffer
 from pvm_mbrl.rollout.episodes import EVAL_SEED_OFFSET, run_episodes
 from pvm_mbrl.rundir import RunDir, TrainerState
 from pvm_mbrl.training.allocator import retain_freed_memory
 from pvm_mbrl.training.config import resume_conflicts, to_yaml
+from pvm_mbrl.training.guard import DivergenceGuard
 from pvm_mbrl.training.logger import MeanTracker, MetricsLogger, ProgressLine
 from pvm_mbrl.training.schedule import Every, Ratio
 
@@ -76,8 +82,10 @@ class Trainer:
         self.action_rng = np.random.default_rng(cfg.seed)
         self.env_steps = self.updates = self.episodes = 0
         self.update_ratio = Ratio(cfg.train_ratio / (cfg.batch_size * cfg.batch_length))
+        self.guard = DivergenceGuard(cfg.divergence_patience)
         if self.resuming:
             self._restore(load_checkpoint(self.files.checkpoint, self.device))
+            self.guard.checkpointed(self.files.checkpoint, self.env_steps)
 
     # ---------------------------------------------------------------- run directory
     def _check_run_dir(self) -> None:
@@ -106,18 +114,23 @@ class Trainer:
         metrics, latents = self.agent.train_step(self.replay.gather((stream, rows)))
         if latents:
             self.replay.write((stream, rows[:, self.cfg.replay_context:]), latents)
-        return metrics
+        return self.guard.observe(metrics)
 
     def checkpoint(self, state: TrainerState) -> None:
-        self.replay.save()  # chunk files first: the checkpoint then never points at missing replay
-        save_checkpoint(self.files.checkpoint, {
-            "agent": self.agent.checkpoint_state(),
-            "replay": self.replay.state(),
-            "counters": {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
-                         "updates_owed": self.update_ratio.owed},
-            "rng": rng_state(),
-            "action_rng": self.action_rng.bit_generator.state,
-        })
+        """Write the checkpoint and the status; on failure mark the status failed and raise ``RunError``."""
+        path = self.files.checkpoint
+        with writing_checkpoint(path, self.mark_failed):
+            self.replay.save()  # chunk files first: the checkpoint then never points at missing replay
+            size = save_checkpoint(path, {
+                "agent": self.agent.checkpoint_state(),
+                "replay": self.replay.state(),
+                "counters": {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
+                             "updates_owed": self.update_ratio.owed},
+                "rng": rng_state(),
+                "action_rng": self.action_rng.bit_generator.state,
+            })
+        print(f"[train] checkpoint at env step {self.env_steps:,}: {path} ({format_bytes(size)})", flush=True)
+        self.guard.checkpointed(path, self.env_steps)
         self.write_status(state)
 
     def _restore(self, state: dict) -> None:
@@ -129,8 +142,16 @@ class Trainer:
         restore_rng_state(state["rng"])
         self.action_rng.bit_generator.state = state["action_rng"]
 
-    def write_status(self, state: TrainerState) -> None:
-        self.files.write_status(state, self.env_steps, int(self.cfg.steps), self.updates, time.time())
+    def write_status(self, state: TrainerState, reason: str | None = None) -> None:
+        extra = {"reason": reason} if reason else {}
+        self.files.write_status(state, self.env_steps, int(self.cfg.steps), self.updates, time.time(), **extra)
+
+    def mark_failed(self, error: RunError) -> None:
+        """The status says failed, with the reason; a full disk may refuse even that (then it is said)."""
+        try:
+            self.write_status(TrainerState.FAILED, str(error))
+        except OSError as status_error:
+            print(f"[train] could not mark {self.files.status_path} failed: {status_error}", flush=True)
 
     # ---------------------------------------------------------------- loop
     def run(self) -> dict[str, float]:
@@ -151,6 +172,9 @@ class Trainer:
         except KeyboardInterrupt:
             print(f"[train] interrupted at env step {self.env_steps:,}: writing checkpoint", flush=True)
             self.checkpoint(TrainerState.INTERRUPTED)
+            raise
+        except RunError as error:
+            self.mark_failed(error)
             raise
         finally:
             for sig, handler in previous_handlers.items():
@@ -185,6 +209,7 @@ class Trainer:
                            "image": self.agent.replay_image(obs["image"])}  # kept only as the decoder's target
                 # The policy reads obs first: replay stores the posterior it formed beside the step.
                 next_action, agent_state = self.agent.act({**obs, "is_first": is_first}, agent_state)
+                next_action = self.guard.finite_actions(next_action)
                 if self.env_steps < cfg.prefill:
                     next_action = random_actions(self.action_space, n, self.action_rng)
                     agent_state = (agent_state[0], torch.as_tensor(next_action, device=self.agent.device))
@@ -228,12 +253,13 @@ class Trainer:
                     metrics["speed/updates_per_s"] = (self.updates - interval_updates) / elapsed
                     metrics["replay/steps"] = len(self.replay)
                     metrics["replay/bytes_per_step"] = self.replay.bytes_per_step
+                    metrics.update(self.guard.metrics())
                     logger.write(self.env_steps, metrics)
                     shown = {k: v for k, v in {**metrics, **last_eval}.items() if k in PROGRESS_KEYS}
-                    progress.show(self.env_steps, {**shown, "updates": self.updates})
+                    progress.show(self.env_steps, {**shown, "updates": self.updates, **self.guard.progress()})
                     interval_start, interval_steps = time.time(), self.env_steps
                     interval_updates = self.updates
-                if checkpoint_due(self.env_steps):
+                if self.guard.healthy and checkpoint_due(self.env_steps):  # not while updates are skipped
                     self.checkpoint(TrainerState.RUNNING)
         finally:
             venv.close()
@@ -243,7 +269,7 @@ class Trainer:
 
 
 def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise Interrupted(signum)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

@@ -1,0 +1,35 @@
+"""Failures the command line reports as one message and exit status 2, and interrupts by signal."""
+
+from __future__ import annotations
+
+import signal
+
+
+class RunError(Exception):
+    """A run cannot go on, for a reason its message states with what the user can do (no traceback needed)."""
+
+
+class CheckpointReadError(RunError):
+    """A checkpoint file exists but does not load: truncated or corrupt."""
+
+
+class CheckpointWriteError(RunError):
+    """A checkpoint could not be written (disk full, ...) or was refused (non-finite weights); the one before
+    it is kept."""
+
+
+class DivergenceError(RunError):
+    """Training stopped after too many consecutive updates with non-finite losses or gradients."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM while training: handled like Ctrl-C, then exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def interrupt_exit_status(interrupt: KeyboardInterrupt) -> int:
+    """The shell's convention: 130 after Ctrl-C (SIGINT), 143 after SIGTERM."""
+    return 128 + getattr(interrupt, "signum", signal.SIGINT)
