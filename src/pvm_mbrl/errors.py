@@ -13,6 +13,10 @@ class CheckpointReadError(RunError):
     """A checkpoint file exists but does not load: truncated or corrupt."""
 
 
+class ReplayReadError(RunError):
+    """A replay chunk file that a checkpoint counts does not load: truncated, corrupt or not plain arrays."""
+
+
 class CheckpointWriteError(RunError):
     """A checkpoint could not be written (disk full, ...) or was refused (non-finite weights); the one before
     it is kept."""

@@ -115,3 +115,22 @@ def test_write_replaces_values_at_sampled_positions():
     again = buffer.gather((stream, rows))
     assert np.all(again["t"][:, 1:] == -1) and np.all(again["t"][:, 0] >= 0)
     assert (buffer.data["t"] == -1).sum() == 5  # nothing else changed
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "pickled"])
+def test_a_damaged_chunk_is_named_and_never_unpickled(tmp_path, damage):
+    from pvm_mbrl.errors import ReplayReadError
+
+    buffer = ReplayBuffer(capacity=40, num_streams=1, directory=tmp_path, chunk_size=16, seed=0)
+    fill(buffer, 20)
+    buffer.save()
+    chunk = sorted(tmp_path.glob("*.npz"))[0]
+    if damage == "truncate":
+        chunk.write_bytes(chunk.read_bytes()[:200])
+    elif damage == "garbage":
+        chunk.write_bytes(b"\xff" * 300)
+    else:  # a pickled object array (a foreign or malicious file) must not be loaded
+        np.savez(chunk, t=np.array([{"x": 1}], dtype=object))
+    restored = ReplayBuffer(capacity=40, num_streams=1, directory=tmp_path, chunk_size=16, seed=0)
+    with pytest.raises(ReplayReadError, match=f"replay chunk {chunk} is unreadable"):
+        restored.load_state(buffer.state())

@@ -17,12 +17,14 @@ than RAM (1M steps of ViT tokens) costs disk, with the OS page cache holding wha
 from __future__ import annotations
 
 import re
+import zipfile
 from collections import deque
 from pathlib import Path
 
 import numpy as np
 
 from pvm_mbrl.atomic import atomic_write
+from pvm_mbrl.errors import ReplayReadError
 
 CHUNK_PATTERN = re.compile(r"stream(\d+)_(\d+)_(\d+)\.npz$")
 STORAGE_MODES = ("memory", "disk")
@@ -30,6 +32,18 @@ STORAGE_MODES = ("memory", "disk")
 
 def save_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def read_chunk(path: Path) -> dict[str, np.ndarray]:
+    """A chunk's arrays (never unpickled); ``ReplayReadError`` naming the file when it is truncated or corrupt."""
+    try:
+        with np.load(path, allow_pickle=False) as chunk:
+            return {key: chunk[key] for key in chunk.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise ReplayReadError(
+            f"replay chunk {path} is unreadable ({type(error).__name__}: {error}). The checkpoint counts its steps, "
+            f"so this run cannot resume without it: restore the file from a backup, or train again in another "
+            f"run_dir (`pvm-mbrl evaluate` still works on the checkpoint)") from error
 
 
 class ReplayBuffer:
@@ -177,8 +191,7 @@ class ReplayBuffer:
             if start >= limit:
                 path.unlink()
                 continue
-            with np.load(path) as chunk:
-                arrays = {k: chunk[k][: min(end, limit) - start] for k in chunk.files}
+            arrays = {k: v[: min(end, limit) - start] for k, v in read_chunk(path).items()}
             if end > limit:  # cut the chunk back to the checkpoint, keeping files and counters consistent
                 path.unlink()
                 save_chunk(self.directory / f"stream{stream:03d}_{start:012d}_{limit:012d}.npz", arrays)
