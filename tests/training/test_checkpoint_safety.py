@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from pvm_mbrl import checkpoint as checkpoint_module
 from pvm_mbrl.atomic import atomic_write
 from pvm_mbrl.checkpoint import (
     free_space_warning,
@@ -20,7 +21,6 @@ from pvm_mbrl.checkpoint import (
 )
 from pvm_mbrl.cli import main
 from pvm_mbrl.errors import CheckpointReadError, CheckpointWriteError
-from pvm_mbrl.training import checkpoint as checkpoint_module
 from pvm_mbrl.training.config import compose_config
 from pvm_mbrl.training.loop import Trainer
 
