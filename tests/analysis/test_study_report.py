@@ -16,7 +16,7 @@ from pvm_mbrl.analysis.report_options import ReportOptions
 from pvm_mbrl.analysis.report_results import reporting_settings, run_scores
 from pvm_mbrl.analysis.study import read_study
 from pvm_mbrl.cli import main
-from pvm_mbrl.evaluation import suites as evaluation_suites
+from pvm_mbrl.evaluation import settings as evaluation_settings
 
 ENV = "tabletop:pick_single_ycb"
 
@@ -67,7 +67,7 @@ def test_driving_reports_its_groups_and_a_family_without_suites_only_id(monkeypa
         "strong": ["strong_low_light", "strong_noisy_low_light"]}
     assert reporting_settings("dmc:cartpole-balance") == {
         "id": ["id"], "easy_ood": ["easy_ood"], "hard_ood": ["hard_ood"]}
-    monkeypatch.setattr(evaluation_suites, "suite_families", lambda: ["driving", "tabletop"])  # as if dmc had none
+    monkeypatch.setattr(evaluation_settings, "suite_families", lambda: ["driving", "tabletop"])  # as if dmc had none
     assert reporting_settings("dmc:cartpole-balance") == {"id": ["id"]}
 
 

@@ -34,7 +34,7 @@ def test_official_presets_match_dreamerv3():
     (["precision=fp16"], "precision must be 'auto', 'bf16' or 'fp32', got 'fp16'"),
     (["batch_size=0"], "batch_size must be a positive integer, got 0"),
     (["model.deter=100"], "model.deter \\(100\\) must be divisible by model.blocks \\(8\\)"),
-    (["nosuchkey=1"], "bad config override"),
+    (["nosuchkey=1"], "unknown setting 'nosuchkey'"),
     (["train_ratio=inf"], "train_ratio must be a finite number > 0.*got inf"),
     (["train_ratio=0"], "train_ratio must be a finite number > 0.*got 0"),
     (["batch_length=1"], "batch_length must be >= 2.*got 1"),
