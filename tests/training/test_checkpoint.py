@@ -93,3 +93,37 @@ def test_updates_write_their_posteriors_back_to_replay(tiny_overrides):
     written = set(rows[:, 1:].ravel().tolist())
     assert changed.size > 0 and set(changed.tolist()) <= written
     assert np.array_equal(trainer.replay.data["image"], before["image"])
+
+
+def test_an_evaluation_cut_short_by_an_interrupt_runs_again_on_resume(tiny_overrides, monkeypatch):
+    from pvm_mbrl.training import loop
+
+    settings = [*tiny_overrides, *SHORT, "eval_every=80", "env.action_repeat=8"]
+    real_run_episodes = loop.run_episodes
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt("SIGTERM during the evaluation")
+
+    monkeypatch.setattr(loop, "run_episodes", interrupted)
+    first = Trainer(compose_config(settings))
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    assert first.env_steps == 80 and load_checkpoint(first.files.checkpoint)["counters"]["evaluated_at"] == 0
+    monkeypatch.setattr(loop, "run_episodes", real_run_episodes)
+    Trainer(compose_config(settings)).run()
+    steps = [step for step, _ in RunDir(first.run_dir).metric("eval/return")]
+    assert steps == [88, 160]  # the evaluation owed at 80 runs first thing after the resume, then on schedule
+
+
+def test_a_second_signal_while_checkpointing_does_not_cut_it_short(capsys):
+    import os
+    import signal
+
+    from pvm_mbrl.training.loop import signals_deferred
+
+    before = signal.getsignal(signal.SIGINT)
+    with signals_deferred():
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt here without the deferral
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGINT) is before
+    assert capsys.readouterr().out.count("still writing the checkpoint") == 2

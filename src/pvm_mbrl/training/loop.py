@@ -9,9 +9,11 @@ marks its status failed with the reason and keeps its last good checkpoint, with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import gymnasium as gym
@@ -81,6 +83,7 @@ class Trainer:
         retain_freed_memory()
         self.action_rng = np.random.default_rng(cfg.seed)
         self.env_steps = self.updates = self.episodes = 0
+        self.evaluated_at = 0  # env step of the last finished evaluation: one cut short is run again on resume
         self.update_ratio = Ratio(cfg.train_ratio / (cfg.batch_size * cfg.batch_length))
         self.guard = DivergenceGuard(cfg.divergence_patience)
         if self.resuming:
@@ -125,7 +128,7 @@ class Trainer:
                 "agent": self.agent.checkpoint_state(),
                 "replay": self.replay.state(),
                 "counters": {"env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
-                             "updates_owed": self.update_ratio.owed},
+                             "updates_owed": self.update_ratio.owed, "evaluated_at": self.evaluated_at},
                 "rng": rng_state(),
                 "action_rng": self.action_rng.bit_generator.state,
             })
@@ -139,6 +142,7 @@ class Trainer:
         counters = state["counters"]
         self.env_steps, self.updates = counters["env_steps"], counters["updates"]
         self.episodes, self.update_ratio.owed = counters["episodes"], counters["updates_owed"]
+        self.evaluated_at = counters.get("evaluated_at", self.env_steps)  # older checkpoints did not record it
         restore_rng_state(state["rng"])
         self.action_rng.bit_generator.state = state["action_rng"]
 
@@ -171,7 +175,8 @@ class Trainer:
             self.checkpoint(TrainerState.FINISHED if self.env_steps >= cfg.steps else TrainerState.STOPPED)
         except KeyboardInterrupt:
             print(f"[train] interrupted at env step {self.env_steps:,}: writing checkpoint", flush=True)
-            self.checkpoint(TrainerState.INTERRUPTED)
+            with signals_deferred():  # a second Ctrl-C must not cut the checkpoint short
+                self.checkpoint(TrainerState.INTERRUPTED)
             raise
         except RunError as error:
             self.mark_failed(error)
@@ -193,7 +198,7 @@ class Trainer:
         agent_state = self.agent.initial_state(n)
         episode_return, episode_length = np.zeros(n), np.zeros(n, np.int64)
         tracker, last_eval, announced_replay = MeanTracker(), {}, False
-        log_due, eval_due = Every(cfg.log_every, self.env_steps), Every(cfg.eval_every, self.env_steps)
+        log_due, eval_due = Every(cfg.log_every, self.env_steps), Every(cfg.eval_every, self.evaluated_at)
         checkpoint_due = Every(cfg.checkpoint_every, self.env_steps)
         interval_start, interval_steps, interval_updates = time.time(), self.env_steps, self.updates
         deadline = time.time() + 60 * cfg.time_limit_minutes if cfg.time_limit_minutes else float("inf")
@@ -246,6 +251,7 @@ class Trainer:
                     returns = [r["return"] for r in run_episodes(self.agent, eval_env, seeds)]
                     last_eval = {"eval/return": float(np.mean(returns)), "eval/return_std": float(np.std(returns))}
                     logger.write(self.env_steps, last_eval)
+                    self.evaluated_at = self.env_steps
                 if log_due(self.env_steps) or self.env_steps >= cfg.steps:
                     elapsed = max(time.time() - interval_start, 1e-9)
                     metrics = tracker.pop()
@@ -270,6 +276,20 @@ class Trainer:
 
 def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
     raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM only print a line inside the block (the interrupt is already being handled)."""
+    def say(signum, frame):  # noqa: ARG001 - signal handler signature
+        print(f"[train] signal {signum} again: still writing the checkpoint, exiting right after", flush=True)
+
+    previous = {sig: signal.signal(sig, say) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
