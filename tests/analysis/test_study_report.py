@@ -40,6 +40,9 @@ def break_study(root):
         metrics.write('{"step": 101000, "episode/ret')
     (root / "cnn" / "seed1" / "status.json").write_text(json.dumps({"state": "running", "env_steps": 50000,
                                                                     "total_steps": 100000}))
+    metrics = root / "efficientnet_lite0_frozen" / "seed0" / "metrics.jsonl"
+    lines = metrics.read_bytes().splitlines(keepends=True)
+    metrics.write_bytes(b"".join(lines[:3]) + b'{"step": \xff\xfe 7}\n' + b"".join(lines[3:]))  # not UTF-8
     return root
 
 
@@ -79,6 +82,7 @@ def test_bad_runs_are_named_with_what_is_missing_and_the_rest_is_kept(clean_stud
     assert "cnn/seed2: no checkpoint.pt and no evaluation" in problems
     assert "efficientnet_lite0_full/seed1: not evaluated on suite(s) hard_ood" in problems
     assert "mobilenet_v2_partial/seed0: metrics.jsonl: its last line is half-written" in problems
+    assert "efficientnet_lite0_frozen/seed0: metrics.jsonl: line(s) 4 do not decode" in problems
     assert "cnn/seed1: training is running at 50000 of 100000 env steps" in problems
     assert len(study.runs) == 12  # every run with a config is kept for what it has
     scores = run_scores(study, ENV).frame
