@@ -33,6 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pvm_mbrl.rundir import RunDir  # noqa: E402
+from pvm_mbrl.training.config import COMPILE_MODES  # noqa: E402
 
 # DreamerV3's published DMC-vision bands: mean (min, max) over seeds of the training-episode score averaged
 # over the window (start, end] env steps (shared/DESIGN.md, from the official scores file).
@@ -74,7 +75,7 @@ def train_command(run: Run, args: argparse.Namespace) -> list[str]:
     return [sys.executable, "-m", "pvm_mbrl.cli", "train", f"model={args.preset}", f"env.name={run.task}",
             f"seed={run.seed}", f"steps={args.steps}", f"train_ratio={args.train_ratio}", f"threads={args.threads}",
             f"device={args.device}", f"run_dir={run.run_dir}", f"log_every={LOG_EVERY}", "eval_every=10000",
-            "eval_episodes=2", "checkpoint_every=5000", *args.overrides]
+            "eval_episodes=2", "checkpoint_every=5000", f"compile={args.compile}", *args.overrides]
 
 
 def launch(runs: list[Run], args: argparse.Namespace) -> list[str]:
@@ -182,10 +183,13 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--steps", type=int, default=50_000, help="env steps per run (action repeat 2)")
-    parser.add_argument("--train-ratio", type=int, default=128)
+    parser.add_argument("--train-ratio", type=int, default=32,
+                        help="replayed steps per agent step (32: the ratio whose 50k-step runs fit ~75 min here)")
     parser.add_argument("--parallel", type=int, default=2, help="runs at once (one process each)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--compile", default="default", choices=COMPILE_MODES,
+                        help="torch.compile of the update (pays for itself within the first ~1,500 updates)")
     parser.add_argument("--root", type=Path, default=Path("runs/benchmark-learning"))
     parser.add_argument("--report-only", action="store_true", help="no training: tables and plot from the runs")
     parser.add_argument("overrides", nargs="*", help="extra config overrides for every run")

@@ -61,13 +61,13 @@ def one_update(agent: Agent, data: dict[str, torch.Tensor]) -> tuple[float, floa
     sync(agent.device)
     start = time.perf_counter()
     with autocast(agent.device, agent.cfg.precision):
-        losses, post = agent.world_model.loss(data)
+        losses, post = agent.world_model_loss(data, None)
     sum(v.mean() for v in losses.values()).backward()
     sync(agent.device)
     middle = time.perf_counter()
     with autocast(agent.device, agent.cfg.precision):
         flat = post.map(lambda x: x.detach().reshape(-1, *x.shape[2:]))
-        ac_losses, _, _ = agent.actor_critic.imagination_loss(agent.world_model, flat,
+        ac_losses, _, _ = agent.imagination_loss(agent.world_model, flat,
                                                               data["is_terminal"].reshape(-1))
     sum(v.mean() for v in ac_losses.values()).backward()
     agent.optimizer.step()

@@ -3,6 +3,7 @@ suites of ``envs/suites/dmc.yaml`` (``id``, ``easy_ood``, ``hard_ood``; see ``en
 
 from __future__ import annotations
 
+import math
 import zlib
 from typing import Any
 
@@ -17,6 +18,20 @@ configure_mujoco_gl()
 from dm_control import suite as dm_suite  # noqa: E402  (needs MUJOCO_GL set first)
 
 from pvm_mbrl.envs.dmc_appearance import Appearance  # noqa: E402  (imports MuJoCo)
+
+SHADOW_TEXELS_PER_PIXEL = 16
+
+
+def shadow_map_size(image_size: int, model_default: int) -> int:
+    """Side of the shadow map to render ``image_size``^2 frames with: the smallest power of two with at least
+    ``SHADOW_TEXELS_PER_PIXEL`` texels per image pixel, never above the model's own (dm_control's 2048).
+
+    Why: without a GPU, Mesa's software rasteriser spends most of a 64^2 frame drawing the 2048^2 shadow map;
+    at 1024^2 a frame takes ~35% less time and 64^2 images match the 2048^2 ones (identical on cartpole,
+    0.01 grey levels apart on average on walker, measured).
+    """
+    wanted = 1 << max(0, math.ceil(math.log2(SHADOW_TEXELS_PER_PIXEL * image_size)))
+    return min(wanted, model_default)
 
 
 def dmc_task_names() -> list[str]:
@@ -53,6 +68,8 @@ class DMCEnv(gym.Env):
         self.appearance: dict[str, dict[str, Any]] = {}
         self._appearance_rng = self._appearance_generator(seed)
         self._env = dm_suite.load(domain, name, task_kwargs={"random": seed})
+        quality = self._env.physics.model.vis.quality  # read when the first frame creates the GL context
+        quality.shadowsize = shadow_map_size(size, int(quality.shadowsize))
         spec = self._env.action_spec()
         self.action_space = gym.spaces.Box(-1.0, 1.0, spec.shape, np.float32)
         self._low, self._high = spec.minimum, spec.maximum

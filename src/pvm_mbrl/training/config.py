@@ -14,8 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from pvm_mbrl.resources import CONF_DIR  # study/ imports it from here too
 
 # Settings that may change when a run is resumed; anything else must match the saved config.
+COMPILE_MODES = ("off", "default", "reduce-overhead")  # torch.compile modes the agent's losses may run in
 RESUMABLE_KEYS = {"steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every", "threads", "device",
-                  "time_limit_minutes", "divergence_patience"}
+                  "time_limit_minutes", "divergence_patience", "compile"}
 
 # ``${slug:${env.name}}`` turns a name like dmc:cartpole-balance into a safe path part.
 if not OmegaConf.has_resolver("slug"):
@@ -112,6 +113,7 @@ def validate_config(cfg: DictConfig) -> None:
              f"got {cfg.model.classes!r}")
     _require(cfg.replay_storage in ("memory", "disk"),
              f"replay_storage must be 'memory' or 'disk', got {cfg.replay_storage!r}")
+    _require(cfg.compile in COMPILE_MODES, f"compile must be one of {', '.join(COMPILE_MODES)}, got {cfg.compile!r}")
     _require(cfg.precision in ("auto", "bf16", "fp32"),
              f"precision must be 'auto', 'bf16' or 'fp32', got {cfg.precision!r}")
     _require(cfg.device == "auto" or str(cfg.device).split(":")[0] in ("cpu", "cuda"),
