@@ -133,3 +133,16 @@ def test_learning_window_means_follow_dreamerv3s_scores_convention(tmp_path):
     summary = learning.summarise([learning.Run("dmc:walker-stand", 0, run)])
     assert summary["dmc:walker-stand"]["published"]["25000-50000"] == (625, 536, 711)
     assert "target" not in summary["dmc:walker-stand"]  # no seed reached the judged window's end
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["inline", "async-env", "collector"])
+def test_collector_ways_each_run_the_loops_work(mode):
+    load_benchmark("collector")  # puts benchmarks/ on sys.path
+    collector = importlib.import_module("collector")  # by its plain name, which the spawned collector imports
+    overrides = [*TINY_MODEL, "env.size=32", "batch_size=2", "batch_length=8", "train_ratio=4",
+                 "precision=fp32"]
+    result = collector.measure(mode, overrides, threads=1, cycles=2)
+    assert result["steps_per_update"] == 4  # 2 x 8 replayed steps per update / 4 per agent step
+    assert result["agent_steps_per_s"] == pytest.approx(4 * result["updates_per_s"])
+    assert result["updates_per_s"] > 0

@@ -12,10 +12,12 @@ from pvm_mbrl.training.config import compose_config
 
 
 def trained_agent(overrides: list[str], mode: str, updates: int) -> tuple[Agent, list[dict[str, float]]]:
+    """Short sequences and imagination: the compiled graph unrolls both, and its size sets the compile time."""
     torch.manual_seed(0)
-    agent = Agent(compose_config([*overrides, f"compile={mode}", "replay_context=0"]), OBS, action_dim=1,
+    agent = Agent(compose_config([*overrides, f"compile={mode}", "replay_context=0",
+                                   "actor_critic.imag_length=2"]), OBS, action_dim=1,
                   discrete=False)
-    return agent, [agent.train_step(random_batch(seed=i))[0] for i in range(updates)]
+    return agent, [agent.train_step(random_batch(length=6, seed=i))[0] for i in range(updates)]
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,11 @@ def compiled(function, mode: str):
     """``function`` through ``torch.compile`` in ``mode`` (``default``, or ``reduce-overhead``, which adds CUDA
     graphs on CUDA and is ``default`` on CPU), unchanged for ``off``. Shapes are fixed by the batch, so one
     graph serves a run."""
-    return function if mode == "off" else torch.compile(function, mode=mode, dynamic=False)
+    if mode == "off":
+        return function
+    # Dynamo traces through ``device_bins``'s cache and warns; the function is pure, so the warning is moot.
+    warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`")
+    return torch.compile(function, mode=mode, dynamic=False)
 
 
 class Agent(nn.Module):
