@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pvm_mbrl.dreamer.agent import Agent
+from pvm_mbrl.dreamer.agent import Agent, resolve_device
 from pvm_mbrl.envs.registry import make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info, to_env_action
 from pvm_mbrl.training.allocator import retain_freed_memory
@@ -39,15 +39,15 @@ from update_speed import train_step_batch
 MODES = ("inline", "async-env", "collector")
 
 
-def build(overrides: list[str], threads: int, num_envs: int = 1):
-    """(config, agent) for the overrides, with ``threads`` torch threads in this process."""
+def build(overrides: list[str], threads: int):
+    """(config, agent) for the overrides (``device=`` among them), with ``threads`` torch threads here."""
     torch.set_num_threads(threads)
-    cfg = compose_config([*overrides, f"threads={threads}", f"env.num_envs={num_envs}"])
+    cfg = compose_config([*overrides, f"threads={threads}"])
     probe = make_env(cfg.env, cfg.seed)
     info, (action_dim, discrete) = observation_info(probe.observation_space), action_info(probe.action_space)
     probe.close()
     torch.manual_seed(cfg.seed)
-    return cfg, Agent(cfg, info, action_dim, discrete, "cpu")
+    return cfg, Agent(cfg, info, action_dim, discrete, resolve_device(cfg.device))
 
 
 class Actor:
@@ -91,7 +91,7 @@ def measure(mode: str, overrides: list[str], threads: int, cycles: int) -> dict[
     retain_freed_memory()
     cfg, agent = build(overrides, threads)
     steps_per_update = max(1, round(cfg.batch_size * cfg.batch_length / cfg.train_ratio))
-    batch = {k: v.numpy() for k, v in train_step_batch(agent, cfg.batch_size, cfg.batch_length,
+    batch = {k: v.cpu().numpy() for k, v in train_step_batch(agent, cfg.batch_size, cfg.batch_length,
                                                        cfg.env.size).items()}
     batch["action"] = batch["action"][..., :agent.action_dim]
     collector = None
@@ -145,9 +145,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="the learner's torch threads")
     parser.add_argument("--cycles", type=int, default=12, help="timed cycles (steps per update, then an update)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--device", default="auto", help="the learner's (and the collector's) torch device")
     parser.add_argument("overrides", nargs="*", help="extra config overrides (default model: the cpu preset)")
     args = parser.parse_args()
-    overrides = [f"env.name={args.env}", f"train_ratio={args.train_ratio}", "batch_length=16", *args.overrides]
+    overrides = [f"env.name={args.env}", f"train_ratio={args.train_ratio}", "batch_length=16",
+                 f"device={args.device}", *args.overrides]
     print(f"{args.env}, train ratio {args.train_ratio}, learner threads {args.threads}, {args.cycles} cycles; "
           "each way in a fresh process")
     print(f"{'way':>10} {'agent steps/s':>14} {'updates/s':>10} {'vs inline':>10}")

@@ -4,7 +4,9 @@
     python benchmarks/versus_commit.py --baseline /tmp/pvm-base --preset cpu --batch 16 --length 16
 
 Each side runs in a fresh process (``PYTHONPATH=<checkout>/src``), builds the agent from its own config with
-the same overrides, and times ``Agent.train_step`` on the same synthetic batch: 2 warm-up updates, then
+the same overrides (``--this-set`` adds some for this checkout only, e.g. ``compile=default``, which the
+baseline lacks), and times ``Agent.train_step`` on the same synthetic batch: 2 warm-up updates (which also
+compile), then
 ``--updates`` timed ones. Sides alternate (A B, B A, ...) over ``--rounds`` rounds so drift on a shared
 machine hits both alike. Prints min and median ms per side and the baseline / this ratio. This checkout's
 batch carries the replay-context latents (T + 1 steps, as training replays them) when its config enables it.
@@ -80,22 +82,26 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=5, help="timed updates per process")
     parser.add_argument("--rounds", type=int, default=2, help="process pairs, alternating the order")
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for both sides (key=value)")
+    parser.add_argument("--this-set", nargs="*", default=[],
+                        help="overrides for this checkout only, for settings the baseline lacks (e.g. compile=default)")
     args = parser.parse_args()
     if not (args.baseline / "src" / "pvm_mbrl").is_dir():
         parser.error(f"--baseline {args.baseline} is not a pvm-mbrl checkout (no src/pvm_mbrl)")
     overrides = [f"model={args.preset}", f"batch_size={args.batch}", f"batch_length={args.length}",
                  f"precision={args.precision}", "env.size=64", *args.set]
-    payload = {"overrides": overrides, "threads": args.threads, "updates": args.updates}
     sides = {"baseline": args.baseline.resolve(), "this": HERE}
+    payloads = {name: {"overrides": overrides + (args.this_set if name == "this" else []), "threads": args.threads,
+                       "updates": args.updates} for name in sides}
     times: dict[str, list[float]] = {name: [] for name in sides}
     for round_index in range(args.rounds):
         order = list(sides) if round_index % 2 == 0 else list(sides)[::-1]
         for name in order:
-            times[name] += run_side(sides[name], payload)
+            times[name] += run_side(sides[name], payloads[name])
             print(f"[versus] round {round_index + 1}/{args.rounds} {name}: "
                   f"median {statistics.median(times[name]):,.0f} ms so far", flush=True)
     print(f"\n{args.preset} {args.batch}x{args.length} {args.precision}, {args.threads} threads, "
-          f"{args.rounds} x {args.updates} updates per side")
+          f"{args.rounds} x {args.updates} updates per side"
+          + (f"; this checkout also {' '.join(args.this_set)}" if args.this_set else ""))
     print("| side | checkout | min ms | median ms |\n|---|---|---|---|")
     for name, path in sides.items():
         print(f"| {name} | {path} | {min(times[name]):,.0f} | {statistics.median(times[name]):,.0f} |")
