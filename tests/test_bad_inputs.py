@@ -26,6 +26,7 @@ BAD_SETTINGS = [  # (overrides, what the message must name)
     (["model.classes=300"], "model.classes must be <= 256"),
     (["replay_storage=tape"], "'tape'"),
     (["precision=fp8"], "'fp8'"),
+    (["compile=fast"], "'fast'"),
     (["device=tpu"], "'tpu'"),
     (["model.deter=100", "model.blocks=8"], "model.deter (100) must be divisible by model.blocks (8)"),
     (["env.size=0"], "env.size must be a positive integer, got 0"),
