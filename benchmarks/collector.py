@@ -30,7 +30,8 @@ import torch
 
 from pvm_mbrl.dreamer.agent import Agent, resolve_device
 from pvm_mbrl.envs.registry import make_env
-from pvm_mbrl.envs.spaces import action_info, observation_info, to_env_action
+from pvm_mbrl.envs.spaces import to_env_action
+from pvm_mbrl.rollout.loading import agent_for_env
 from pvm_mbrl.training.allocator import retain_freed_memory
 from pvm_mbrl.training.config import compose_config
 from pvm_mbrl.training.loop import make_vector_env
@@ -43,11 +44,8 @@ def build(overrides: list[str], threads: int):
     """(config, agent) for the overrides (``device=`` among them), with ``threads`` torch threads here."""
     torch.set_num_threads(threads)
     cfg = compose_config([*overrides, f"threads={threads}"])
-    probe = make_env(cfg.env, cfg.seed)
-    info, (action_dim, discrete) = observation_info(probe.observation_space), action_info(probe.action_space)
-    probe.close()
     torch.manual_seed(cfg.seed)
-    return cfg, Agent(cfg, info, action_dim, discrete, resolve_device(cfg.device))
+    return cfg, agent_for_env(cfg, resolve_device(cfg.device))
 
 
 class Actor:
@@ -79,8 +77,7 @@ def collector_process(overrides: list[str], connection) -> None:
     actor = Actor(cfg, agent, asynchronous=False)
     while (request := connection.recv()) is not None:
         weights, count = request
-        if weights is not None:
-            agent.load_state_dict(weights)
+        agent.load_state_dict(weights)
         for _ in range(count):
             actor.step()
         connection.send(count)

@@ -67,8 +67,7 @@ def one_update(agent: Agent, data: dict[str, torch.Tensor]) -> tuple[float, floa
     middle = time.perf_counter()
     with autocast(agent.device, agent.cfg.precision):
         flat = post.map(lambda x: x.detach().reshape(-1, *x.shape[2:]))
-        ac_losses, _, _ = agent.imagination_loss(agent.world_model, flat,
-                                                              data["is_terminal"].reshape(-1))
+        ac_losses, _, _ = agent.imagination_loss(agent.world_model, flat, data["is_terminal"].reshape(-1))
     sum(v.mean() for v in ac_losses.values()).backward()
     agent.optimizer.step()
     sync(agent.device)
