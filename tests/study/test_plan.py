@@ -7,6 +7,7 @@ import pytest
 
 from pvm_mbrl.cli import main
 from pvm_mbrl.study.estimate import encoder_images, estimate_run, gradient_updates
+from pvm_mbrl.study.launch import parallel_jobs
 from pvm_mbrl.study.plan import make_plan, preset_names, run_config, run_name
 
 STUDY = Path("/tmp/pvm-mbrl-plan-test")  # plans compose configs only; nothing is written there
@@ -120,7 +121,9 @@ def test_paper_dry_run_lists_42_runs_with_configs_and_compute(capsys, tmp_path):
 
 def test_quick_is_the_default_preset(capsys, tmp_path):
     assert main(["study", "--dry-run", "--dir", str(tmp_path / "q")]) == 0
-    assert "study quick: 2 runs" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "study quick: 2 runs" in out
+    assert "launcher: hydra/launcher=joblib hydra.launcher.n_jobs=2; 2 runs at once: ~" in out
     assert main(["study", "seed=0,1", "--dry-run", "--dir", str(tmp_path / "q")]) == 0
     assert "study quick: 4 runs" in capsys.readouterr().out
 
@@ -141,4 +144,26 @@ def test_a_rule_needs_set_or_skip(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("base: quick\nrules: [{when: {encoder: cnn}}]\n")
     with pytest.raises(ValueError, match="'set' .* or 'skip: true'"):
+        make_plan(str(path), [], STUDY)
+
+
+def test_a_presets_launcher_runs_its_runs_side_by_side_unless_the_command_line_names_one(capsys, tmp_path):
+    plan, configs = make_plan("quick", [], STUDY)
+    assert plan.launcher == ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    assert all(cfg.threads == 1 for cfg in configs.values())  # one torch thread per run: no oversubscription
+    assert main(["study", "quick", "hydra/launcher=basic", "--dry-run", "--dir", str(tmp_path / "q")]) == 0
+    out = capsys.readouterr().out
+    assert "launcher: hydra/launcher=basic\n" in out and "runs at once" not in out
+
+
+def test_parallel_jobs_by_hand():
+    assert parallel_jobs([]) == 1
+    assert parallel_jobs(["hydra/launcher=joblib", "hydra.launcher.n_jobs=3"]) == 3
+    assert parallel_jobs(["hydra/launcher=joblib", "hydra.launcher.n_jobs=-1"]) == 1  # joblib's "all cores": unknown
+
+
+def test_a_launcher_entry_must_be_a_hydra_override(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("base: quick\nlauncher: [n_jobs=2]\n")
+    with pytest.raises(ValueError, match="n_jobs=2 is not a Hydra launcher override"):
         make_plan(str(path), [], STUDY)

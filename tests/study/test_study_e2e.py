@@ -14,11 +14,15 @@ from pvm_mbrl.rundir import JOB_FILE, JOB_LOG
 from tests.study.conftest import TINY_STUDY
 
 pytestmark = pytest.mark.slow
+SEQUENTIAL = "hydra/launcher=basic"
 
 
 def study_command(study_dir, *overrides):
-    return [sys.executable, "-m", "pvm_mbrl.cli", "study", "quick", *TINY_STUDY, *overrides, "--dir", str(study_dir),
-            "--progress-every", "2"]
+    """The tiny study, one run after another in the study's process unless ``overrides`` choose a launcher (quick's
+    own is two joblib workers)."""
+    launcher = [] if any(o.startswith("hydra/launcher=") for o in overrides) else [SEQUENTIAL]
+    return [sys.executable, "-m", "pvm_mbrl.cli", "study", "quick", *TINY_STUDY, *launcher, *overrides, "--dir",
+            str(study_dir), "--progress-every", "2"]
 
 
 def job(run_dir) -> dict:
@@ -85,7 +89,7 @@ def test_crash_is_reported_and_does_not_stop_the_others_then_only_changed_evalua
                           "grid: {encoder: [dinov2, cnn], finetune: [frozen]}\n"
                           "rules: [{when: {encoder: dinov2}, set: [encoder.weights=/nonexistent/dinov2]}]\n")
     study = tmp_path / "study"
-    args = ["study", str(study_file), *[o for o in TINY_STUDY if o != "encoder=cnn"], "steps=800"]
+    args = ["study", str(study_file), *[o for o in TINY_STUDY if o != "encoder=cnn"], "steps=800", SEQUENTIAL]
     assert main([*args, "--dir", str(study)]) == 1  # not every run finished
     out = capsys.readouterr()
     cnn, dino = study / "dmc__cnn__seed0", study / "dmc__dinov2-frozen__seed0"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available; use device=cpu or device=auto")
     return torch.device(name)
+
+
+def use_threads(threads: int) -> None:
+    """torch's CPU threads: ``threads``, or every core for 0 (the ``threads`` setting)."""
+    torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -8,7 +8,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pvm_mbrl.checkpoint import load_checkpoint
-from pvm_mbrl.dreamer.agent import Agent, resolve_device
+from pvm_mbrl.dreamer.agent import Agent, resolve_device, use_threads
 from pvm_mbrl.envs.registry import make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info
 from pvm_mbrl.rundir import RunDir
@@ -30,6 +30,7 @@ def load_agent(run_dir: Path, device: str = "auto") -> tuple[Agent, dict]:
         if not path.exists():
             raise FileNotFoundError(f"{run_dir} is not a finished or checkpointed run: {path.name} is missing")
     cfg = OmegaConf.load(config_path)
+    use_threads(cfg.get("threads", 0))  # as its training did: a study runs evaluations side by side, one thread each
     torch_device = resolve_device(device)
     agent = agent_for_env(cfg, torch_device)
     state = load_checkpoint(checkpoint_path, torch_device)

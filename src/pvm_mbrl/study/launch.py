@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.rundir import JOB_LOG
 from pvm_mbrl.study.estimate import estimate_run
-from pvm_mbrl.study.plan import StudyPlan, make_plan, preset_name, run_configs
+from pvm_mbrl.study.plan import StudyPlan, is_launcher_override, make_plan, preset_name, run_configs
 from pvm_mbrl.study.state import (
     RunState,
     RunStatus,
@@ -34,11 +34,6 @@ from pvm_mbrl.training.config import CONF_DIR
 from pvm_mbrl.training.logger import format_duration
 
 JOB_CONFIG = "study_job"
-
-
-def is_launcher_override(override: str) -> bool:
-    """Overrides for Hydra itself (``hydra/launcher=ray``, ``hydra.launcher.n_jobs=2``), not for the runs."""
-    return override.startswith(("hydra/", "hydra.", "+hydra", "~hydra"))
 
 
 def with_launcher_defaults(overrides: list[str]) -> list[str]:
@@ -72,7 +67,13 @@ def status_report(study_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
-def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig]) -> str:
+def parallel_jobs(launcher_overrides: list[str]) -> int:
+    """Runs at once under these launcher overrides: ``hydra.launcher.n_jobs`` where given, else 1."""
+    values = [o.split("=", 1)[1] for o in launcher_overrides if o.startswith("hydra.launcher.n_jobs=")]
+    return max(1, int(values[-1])) if values and values[-1].lstrip("-").isdigit() else 1
+
+
+def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], launcher: list[str]) -> str:
     """Every run with its overrides and compute estimate; nothing is written."""
     costs = plan.estimate
     lines = [f"study {plan.preset}: {len(plan.runs)} runs in {study_dir}", plan.description, ""]
@@ -90,6 +91,9 @@ def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig]) ->
                   f"{estimate.replayed_frames:,} replayed frames, {estimate.encoder_images:,} encoder images{hours}"]
     lines += ["", f"total: {total_updates:,} updates" + (f", ~{total_hours:,.0f} h ({total_hours / 24:,.1f} days) "
                                                          f"on {costs.get('device', '?')}" if total_hours else "")]
+    jobs = parallel_jobs(launcher)
+    lines.append(f"launcher: {' '.join(launcher) or 'hydra/launcher=basic (one run after another)'}" +
+                 (f"; {jobs} runs at once: ~{total_hours / jobs:,.1f} h wall" if jobs > 1 and total_hours else ""))
     if costs.get("source"):
         lines.append(f"estimate source: {costs['source']}")
     return "\n".join(lines)
@@ -167,8 +171,9 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
     run_overrides = [o for o in overrides if not is_launcher_override(o)]
     study_dir = (options.study_dir or default_study_dir(preset_name(preset))).resolve()
     plan, configs = make_plan(preset, run_overrides, study_dir)
+    launcher = launcher_overrides or plan.launcher  # the command line's, else the preset's
     if options.dry_run:
-        print(dry_run(plan, study_dir, configs))
+        print(dry_run(plan, study_dir, configs, launcher))
         return 0
     with directory_lock(study_dir, f"study {plan.preset} launcher"):
         write_plan(study_dir, plan.to_dict())
@@ -177,11 +182,12 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
               flush=True)
         todo = [s.name for s in statuses if s.state.to_launch]
         if todo:
-            print(f"[study] launching {len(todo)} run(s): {', '.join(todo)}", flush=True)
+            how = " ".join(launcher) or "hydra/launcher=basic (one run after another)"
+            print(f"[study] launching {len(todo)} run(s): {', '.join(todo)} ({how})", flush=True)
             monitor = ProgressMonitor(study_dir, plan, configs, options.progress_every)
             monitor.start()
             try:
-                launch(study_dir, todo, launcher_overrides)
+                launch(study_dir, todo, launcher)
             finally:
                 monitor.stopped.set()
         statuses = study_statuses(study_dir, plan, configs)

@@ -27,10 +27,15 @@ from pvm_mbrl.training.config import CONF_DIR, compose_config
 
 PRESET_DIR = CONF_DIR / "study"
 PRESET_KEYS = {"base", "description", "conclusive", "grid", "overrides", "rules", "evaluation", "report",
-               "estimate"}
+               "estimate", "launcher"}
 SECTION_KEYS = ("evaluation", "report", "estimate")  # preset sections a command line may edit
 AXIS_KEYS = {"finetune": "encoder.finetune"}  # study shorthand -> training setting
 NAME_FIRST = ("env", "encoder", "finetune")  # run names read env, model, ..., seed
+
+
+def is_launcher_override(override: str) -> bool:
+    """Overrides for Hydra itself (``hydra/launcher=ray``, ``hydra.launcher.n_jobs=2``), not for the runs."""
+    return override.startswith(("hydra/", "hydra.", "+hydra", "~hydra"))
 
 
 def preset_names() -> list[str]:
@@ -56,6 +61,7 @@ class StudyPlan:
     evaluation: dict = field(default_factory=lambda: EvaluationSettings().as_dict())
     report: dict = field(default_factory=dict)
     estimate: dict = field(default_factory=dict)
+    launcher: list[str] = field(default_factory=list)  # Hydra launcher overrides used when the command line has none
 
     def run(self, name: str) -> RunSpec:
         for spec in self.runs:
@@ -226,8 +232,18 @@ def make_plan(preset: str, overrides: list[str], study_dir: Path) -> tuple[Study
     report = _section(cfg, "report")
     _check_keys("report", report, [f.name for f in fields(ReportOptions) if f.name != "notes"])
     plan = StudyPlan(name, str(cfg.get("description") or ""), bool(cfg.get("conclusive", True)), expand_grid(cfg),
-                     list(overrides), evaluation, report, _section(cfg, "estimate"))
+                     list(overrides), evaluation, report, _section(cfg, "estimate"), _launcher(cfg))
     return plan, run_configs(study_dir, plan)
+
+
+def _launcher(cfg: DictConfig) -> list[str]:
+    """The preset's default launcher: Hydra overrides such as ``hydra/launcher=joblib``."""
+    launcher = [str(o) for o in cfg.get("launcher") or []]
+    bad = [o for o in launcher if not is_launcher_override(o)]
+    if bad:
+        raise ValueError(f"study launcher: {', '.join(bad)} is not a Hydra launcher override; accepted: overrides "
+                         "starting with hydra/ or hydra. (e.g. hydra/launcher=joblib, hydra.launcher.n_jobs=2)")
+    return launcher
 
 
 def _section(cfg: DictConfig, key: str) -> dict | list:

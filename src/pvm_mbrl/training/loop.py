@@ -10,7 +10,6 @@ marks its status failed with the reason and keeps its last good checkpoint, with
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from pvm_mbrl.checkpoint import (
     seed_everything,
     writing_checkpoint,
 )
-from pvm_mbrl.dreamer.agent import Agent, resolve_device
+from pvm_mbrl.dreamer.agent import Agent, resolve_device, use_threads
 from pvm_mbrl.envs.registry import make_batched_env, make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
 from pvm_mbrl.errors import Interrupted, RunError
@@ -68,7 +67,7 @@ class Trainer:
         self.run_dir = Path(cfg.run_dir)
         self.files = RunDir(self.run_dir)
         self.device = resolve_device(cfg.device)
-        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        use_threads(cfg.threads)
         self.resuming = self.files.checkpoint.exists()
         self._check_run_dir()
         seed_everything(cfg.seed)
