@@ -6,7 +6,9 @@
 Batch 16 x 64 (the DreamerV3 default) unless --batch/--length say otherwise. Times are medians of
 ``--repeats`` updates after one warm-up; compare configurations by the ratios printed in the same run,
 not across machines. size200m does not fit a 2-core CPU's patience: pass --presets to choose. Each row
-runs in a fresh process, with the allocator setting training uses (``retain``) and glibc's default.
+runs in a fresh process, with the allocator setting training uses (``retain``) and glibc's default, and
+prints that process's peak resident memory and the minor page faults per timed update (memory handed back to
+the system and taken again: each fault is a zeroed page, so many of them cost time as well as churn).
 
 How close to the machine's limit: each row also prints the update's floating-point work, counted once (on
 the warm-up update) by torch's ``FlopCounterMode`` -- matrix multiplies and convolutions, forward and
@@ -21,9 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import resource
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -82,10 +86,21 @@ def count_update_flops(agent: Agent, data: dict[str, torch.Tensor]) -> int:
     return int(counter.get_total_flops())
 
 
-def time_update(agent: Agent, data: dict[str, torch.Tensor], repeats: int) -> tuple[float, float, int | None]:
-    """Median ms of (world-model forward+backward, actor-critic forward+backward) over ``repeats``, and the
-    update's FLOPs, counted on the warm-up update (which warms up allocators and kernels); None where the
-    counter cannot run the update (then the warm-up runs without it)."""
+@dataclass(frozen=True)
+class UpdateCost:
+    """One configuration's update: median ms of its two halves, FLOPs (None where not countable) and memory."""
+
+    world_model_ms: float
+    actor_critic_ms: float
+    flops: int | None
+    faults_per_update: float  # minor page faults per timed update: memory the allocator returned and took back
+    peak_rss_gb: float  # the process's peak resident memory (a fresh process per configuration)
+
+
+def time_update(agent: Agent, data: dict[str, torch.Tensor], repeats: int) -> UpdateCost:
+    """Median ms of (world-model forward+backward, actor-critic forward+backward) over ``repeats``, the
+    update's FLOPs, counted on the warm-up update (which warms up allocators and kernels; None where the
+    counter cannot run the update, then the warm-up runs without it), and the timed updates' memory."""
     try:
         flops = count_update_flops(agent, data)
     except Exception as error:  # e.g. a compiled graph the dispatch-mode counter cannot enter
@@ -93,11 +108,14 @@ def time_update(agent: Agent, data: dict[str, torch.Tensor], repeats: int) -> tu
         flops = None
         one_update(agent, data)
     wm_times, ac_times = [], []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(repeats):
         wm_s, ac_s = one_update(agent, data)
         wm_times.append(1000 * wm_s)
         ac_times.append(1000 * ac_s)
-    return statistics.median(wm_times), statistics.median(ac_times), flops
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return UpdateCost(statistics.median(wm_times), statistics.median(ac_times), flops,
+                      (usage.ru_minflt - faults) / repeats, usage.ru_maxrss / 2**20)  # ru_maxrss: KiB on Linux
 
 
 def matmul_gflops(precision: str, device: str = "auto", threads: int = 0, n: int = 2048,
@@ -165,9 +183,9 @@ def build_agent(preset: str, size: int, precision: str, batch: int, length: int,
 
 
 def measure(preset: str, size: int, precision: str, batch: int, length: int, repeats: int, device: str,
-            retain: bool, threads: int = 0, overrides: tuple[str, ...] = ()) -> tuple[float, float, float, int | None]:
-    """(world-model ms, actor-critic ms, parameters in millions, FLOPs of one update or None) for one
-    configuration, in this process; ``overrides`` are further config overrides (e.g. a compile setting)."""
+            retain: bool, threads: int = 0, overrides: tuple[str, ...] = ()) -> tuple[UpdateCost, float]:
+    """The update's cost and the parameters in millions for one configuration, in this process; ``overrides``
+    are further config overrides (e.g. a compile setting)."""
     if retain:
         retain_freed_memory()
     if threads:
@@ -175,8 +193,7 @@ def measure(preset: str, size: int, precision: str, batch: int, length: int, rep
     device = resolve_device(device)
     agent = build_agent(preset, size, precision, batch, length, device, overrides)
     data = synthetic_batch(batch, length, size, ACTION_DIM, device)
-    wm_ms, ac_ms, flops = time_update(agent, data, repeats)
-    return wm_ms, ac_ms, sum(p.numel() for p in agent.parameters()) / 1e6, flops
+    return time_update(agent, data, repeats), sum(p.numel() for p in agent.parameters()) / 1e6
 
 
 def main() -> None:
@@ -213,29 +230,33 @@ def main() -> None:
           "element-wise ops not counted); GFLOP/s = that work / (world model + actor-critic) time; "
           "% matmul = GFLOP/s / the machine's matmul rate in the row's precision")
     print(f"{'preset':>9} {'size':>5} {'prec':>5} {'malloc':>8} {'params':>8} {'world model ms':>15} "
-          f"{'actor-critic ms':>16} {'total / first row':>18} {'GFLOP':>8} {'GFLOP/s':>8} {'% matmul':>9}")
+          f"{'actor-critic ms':>16} {'total / first row':>18} {'GFLOP':>8} {'GFLOP/s':>8} {'% matmul':>9} "
+          f"{'peak GB':>8} {'faults/update':>14}")
     reference = None
     for preset in args.presets:
         for size in args.sizes:
             for precision in args.precisions:
                 for allocator in args.allocators:
                     with spawn.Pool(1) as pool:
-                        wm_ms, ac_ms, params, flops = pool.apply(measure, (
+                        cost, params = pool.apply(measure, (
                             preset, size, precision, args.batch, args.length, args.repeats, args.device,
                             allocator == "retain", args.threads, tuple(args.override)))
+                    wm_ms, ac_ms, flops = cost.world_model_ms, cost.actor_critic_ms, cost.flops
                     reference = reference or wm_ms + ac_ms
                     achieved = flops / ((wm_ms + ac_ms) / 1000) / 1e9 if flops is not None else None
                     fraction = achieved / peak[precision][0] if achieved is not None else None
                     work = (f"{flops / 1e9:>8.1f} {achieved:>8.1f} {100 * fraction:>8.1f}%" if flops is not None
                             else f"{'-':>8} {'-':>8} {'-':>9}")
                     print(f"{preset:>9} {size:>5} {precision:>5} {allocator:>8} {params:>7.1f}M {wm_ms:>15.0f} "
-                          f"{ac_ms:>16.0f} {(wm_ms + ac_ms) / reference:>18.2f} {work}", flush=True)
+                          f"{ac_ms:>16.0f} {(wm_ms + ac_ms) / reference:>18.2f} {work} {cost.peak_rss_gb:>8.2f} "
+                          f"{cost.faults_per_update:>14,.0f}", flush=True)
                     if args.json_out:
                         row = {"preset": preset, "size": size, "precision": precision, "allocator": allocator,
                                "overrides": args.override, "batch": args.batch, "length": args.length,
                                "params_m": params, "world_model_ms": wm_ms, "actor_critic_ms": ac_ms,
                                "flops": flops, "gflops_per_s": achieved, "matmul_gflops_per_s": peak[precision][0],
-                               "matmul_fraction": fraction, "device": str(resolve_device(args.device))}
+                               "matmul_fraction": fraction, "peak_rss_gb": cost.peak_rss_gb,
+                               "faults_per_update": cost.faults_per_update, "device": str(resolve_device(args.device))}
                         with open(args.json_out, "a") as file:
                             file.write(json.dumps(row) + "\n")
 

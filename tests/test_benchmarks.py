@@ -78,6 +78,19 @@ def test_update_flops_are_positive_and_grow_with_batch_length():
     assert 0 < flops[2] < flops[4]
 
 
+def test_update_cost_reports_time_flops_and_memory():
+    from pvm_mbrl.dreamer.agent import Agent
+    from pvm_mbrl.training.config import compose_config
+
+    update_speed = load_benchmark("update_speed")
+    torch.manual_seed(0)
+    cfg = compose_config([*TINY, "model.blocks=2", "actor_critic.imag_length=2"])
+    agent = Agent(cfg, {"image_size": 32, "vectors": {}}, 2, False, "cpu")
+    cost = update_speed.time_update(agent, update_speed.synthetic_batch(2, 4, 32, 2, "cpu"), repeats=2)
+    assert cost.world_model_ms > 0 and cost.actor_critic_ms > 0 and cost.flops > 0
+    assert cost.faults_per_update >= 0 and 0.05 < cost.peak_rss_gb < 64  # this process: torch is loaded
+
+
 def test_matmul_rate_is_measured():
     update_speed = load_benchmark("update_speed")
     rate, size = update_speed.matmul_gflops("fp32", "cpu", threads=1, n=256, min_seconds=0.02)
