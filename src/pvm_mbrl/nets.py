@@ -82,17 +82,39 @@ class BlockLinear(nn.Module):
         return out if self.bias is None else out + self.bias.to(out.dtype)
 
 
-class ChannelRMSNorm(RMSNorm):
-    """RMSNorm over the channel axis of an NCHW tensor, computed in float32 as DreamerV3's ``Norm``.
+class _ChannelNormSiLU(torch.autograd.Function):
+    """``silu(x * rsqrt(mean_c(x²) + eps) * w)`` over the channel axis of NCHW, in float32, keeping only ``x`` and
+    the per-pixel ``rsqrt`` for the backward (which recomputes the rest): the unfused norm and SiLU keep two or
+    three full-size tensors (three in bf16, where the float32 copy of ``x`` is one of them)."""
 
-    Reduces over the channel axis in place instead of permuting to channels-last and back (two full-size
-    copies): ~30% faster forward + backward on CPU (benchmarked at 256 x 32 x 32 x 32).
-    """
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        xf = x.float()
+        rstd = torch.rsqrt(xf.pow(2).mean(1, keepdim=True) + eps)
+        ctx.save_for_backward(x, weight, rstd)
+        return nn.functional.silu(xf * rstd * weight[None, :, None, None]).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        x, weight, rstd = ctx.saved_tensors
+        normed = x.float() * rstd
+        weight4 = weight.float()[None, :, None, None]
+        gate = torch.sigmoid(normed * weight4)
+        grad_act = grad.float() * gate * (1 + normed * weight4 * (1 - gate))  # d silu(a) / da at a = normed * w
+        grad_weight = (grad_act * normed).sum((0, 2, 3)).to(weight.dtype) if ctx.needs_input_grad[1] else None
+        grad_normed = grad_act * weight4
+        # d/dx of x * rstd(x): rstd * (g - x̂ * mean_c(g * x̂)), x̂ = x * rstd
+        grad_x = rstd * (grad_normed - normed * (grad_normed * normed).mean(1, keepdim=True))
+        return grad_x.to(x.dtype), grad_weight, None
+
+
+class ChannelNormSiLU(RMSNorm):
+    """RMSNorm over the channel axis of an NCHW tensor, then SiLU: DreamerV3's conv ``Norm`` (float32) and
+    activation as one autograd node, which saves ~1-2 full-size activations per conv stage for the backward and
+    never permutes to channels-last."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        scale = torch.rsqrt(xf.pow(2).mean(1, keepdim=True) + self.eps) * self.weight[None, :, None, None]
-        return (xf * scale).to(x.dtype)
+        return _ChannelNormSiLU.apply(x, self.weight, self.eps)
 
 
 def conv2d(in_channels: int, out_channels: int, kernel: int, stride: int = 1, transposed: bool = False,

@@ -106,11 +106,37 @@ def test_posterior_loop_matches_single_steps():
         assert torch.allclose(state.logits, post.logits[:, t], atol=1e-6)
 
 
-def test_channel_rms_norm_equals_rms_norm_over_channels():
-    from pvm_mbrl.nets import ChannelRMSNorm
+def unfused_channel_norm_silu(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """The reference: torch's RMSNorm over channels-last in float32, then SiLU."""
+    normed = torch.nn.functional.rms_norm(x.float().permute(0, 2, 3, 1), (x.shape[1],), weight.float(), eps)
+    return torch.nn.functional.silu(normed.permute(0, 3, 1, 2)).to(x.dtype)
 
-    norm = ChannelRMSNorm(6, eps=1e-4)
-    torch.nn.init.normal_(norm.weight)
-    x = torch.randn(2, 6, 5, 3)
-    expected = torch.nn.functional.rms_norm(x.permute(0, 2, 3, 1), (6,), norm.weight, 1e-4).permute(0, 3, 1, 2)
-    assert torch.allclose(norm(x), expected, atol=1e-5)
+
+def test_channel_norm_silu_equals_rms_norm_over_channels_then_silu_with_its_gradients():
+    from pvm_mbrl.nets import ChannelNormSiLU
+
+    torch.manual_seed(0)
+    layer = ChannelNormSiLU(6, eps=1e-4)
+    torch.nn.init.normal_(layer.weight)
+    x = torch.randn(2, 6, 5, 3, requires_grad=True)
+    grad = torch.randn(2, 6, 5, 3)
+    fused = layer(x)
+    (fused * grad).sum().backward()
+    x_ref, weight_ref = x.detach().clone().requires_grad_(), layer.weight.detach().clone().requires_grad_()
+    reference = unfused_channel_norm_silu(x_ref, weight_ref, 1e-4)
+    (reference * grad).sum().backward()
+    assert torch.allclose(fused, reference, atol=1e-5)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-5)  # the hand-written backward, against autograd's
+    assert torch.allclose(layer.weight.grad, weight_ref.grad, atol=1e-4)
+
+
+def test_channel_norm_silu_keeps_its_input_dtype_in_bf16():
+    from pvm_mbrl.nets import ChannelNormSiLU
+
+    layer = ChannelNormSiLU(4, eps=1e-4)
+    x = torch.randn(2, 4, 3, 3).bfloat16().requires_grad_()
+    out = layer(x)
+    out.float().sum().backward()
+    assert out.dtype == torch.bfloat16 and x.grad.dtype == torch.bfloat16 and layer.weight.grad.dtype == torch.float32
+    assert torch.allclose(out.float(), unfused_channel_norm_silu(x.detach(), layer.weight.detach(), 1e-4).float(),
+                          atol=1e-2)

@@ -50,7 +50,7 @@ def test_stages_normalise_after_downsampling(downsample):
     stage = CNNEncoder(64, depth=2, downsample=downsample).layers[0]
     kinds = [type(m).__name__ for m in stage]
     expected = ["Conv2d", "MaxPool2d"] if downsample == "pool" else ["Conv2d"]
-    assert kinds == [*expected, "ChannelRMSNorm", "SiLU"]
+    assert kinds == [*expected, "ChannelNormSiLU"]
     assert all(m.bias is not None for m in stage.modules() if isinstance(m, torch.nn.Conv2d))
 
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from pvm_mbrl.encoders.base import ImageEncoder
-from pvm_mbrl.nets import NORM_EPS, BlockLinear, ChannelRMSNorm, NormAct, conv2d, linear
+from pvm_mbrl.nets import NORM_EPS, BlockLinear, ChannelNormSiLU, NormAct, conv2d, linear
 
 CHANNEL_MULTS = (2, 3, 4, 4)
 DECODER_SPACE_BLOCKS = 8  # DreamerV3's ``dec.simple.bspace``
@@ -57,7 +57,7 @@ def down_stage(in_channels: int, out_channels: int, mode: str) -> nn.Module:
         downsample = [conv2d(in_channels, out_channels, 5), nn.MaxPool2d(2)]
     else:
         downsample = [conv2d(in_channels, out_channels, 4, stride=2)]
-    return nn.Sequential(*downsample, ChannelRMSNorm(out_channels, eps=NORM_EPS), nn.SiLU())
+    return nn.Sequential(*downsample, ChannelNormSiLU(out_channels, eps=NORM_EPS))
 
 
 def up_stage(in_channels: int, out_channels: int, mode: str, last: bool = False) -> nn.Module:
@@ -67,7 +67,7 @@ def up_stage(in_channels: int, out_channels: int, mode: str, last: bool = False)
     else:
         layers = [conv2d(in_channels, out_channels, 4, stride=2, transposed=True)]
     if not last:
-        layers += [ChannelRMSNorm(out_channels, eps=NORM_EPS), nn.SiLU()]
+        layers.append(ChannelNormSiLU(out_channels, eps=NORM_EPS))
     return nn.Sequential(*layers)
 
 
@@ -124,7 +124,7 @@ class StateToMap(nn.Module):
         size = channels * resolution**2
         self.from_deter = BlockLinear(deter, size, blocks)
         self.from_stoch = nn.Sequential(NormAct(stoch, 2 * units), linear(2 * units, size))
-        self.norm_act = nn.Sequential(ChannelRMSNorm(channels, eps=NORM_EPS), nn.SiLU())
+        self.norm_act = nn.Sequential(ChannelNormSiLU(channels, eps=NORM_EPS))  # a Sequential: checkpoint keys
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         deter, stoch = features[:, : self.deter], features[:, self.deter:]
