@@ -159,3 +159,15 @@ def test_collector_ways_each_run_the_loops_work(mode):
     assert result["steps_per_update"] == 4  # 2 x 8 replayed steps per update / 4 per agent step
     assert result["agent_steps_per_s"] == pytest.approx(4 * result["updates_per_s"])
     assert result["updates_per_s"] > 0
+
+
+@pytest.mark.parametrize("way", ["sequential", "parallel"])
+def test_parallel_runs_trains_two_real_runs_each_way(tmp_path, way):
+    parallel_runs = load_benchmark("parallel_runs")
+    overrides = [*TINY_MODEL, "env.size=32", "batch_size=2", "batch_length=8", "train_ratio=4", "precision=fp32",
+                 "env.action_repeat=8", "eval_episodes=1"]
+    assert parallel_runs.run_way(way, tmp_path, 64, overrides, cores=2) > 0
+    for seed in (0, 1):
+        assert '"env_steps": 64' in (tmp_path / f"{way}-seed{seed}" / "status.json").read_text()
+    with pytest.raises(RuntimeError, match="failed"):
+        parallel_runs.run_way(way, tmp_path / "bad", 64, ["train_ratio=-1"], cores=2)
