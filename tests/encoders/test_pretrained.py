@@ -99,6 +99,19 @@ def test_efficientnet_weights_are_real_imagenet_weights(encoder_factory):
     assert logits.argmax(-1).item() in range(281, 286)  # ImageNet's domestic cat classes (tabby ... Egyptian)
 
 
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "mobilenet_v2"])
+def test_imagenet_cnns_take_a_smaller_input_for_a_smaller_map(encoder_factory, name):
+    default, small = encoder_factory(name), encoder_factory(name, input_size=128)
+    assert default.feature_shape == (49, 1280) and small.feature_shape == (16, 1280)  # 7x7 and 4x4 maps
+    images = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        assert small(images).shape == (2, 16, 1280) and small.cache(images).shape == (2, 16, 1280)
+    with pytest.raises(ValueError, match="encoder.input_size must be a multiple of 32 .* got 100"):
+        encoder_factory(name, input_size=100)
+    with pytest.raises(ValueError, match="got 100"):
+        compose_config([f"encoder={name}", "encoder.input_size=100"])
+
+
 @pytest.mark.parametrize("name", PRETRAINED)
 @pytest.mark.parametrize("mode", ["frozen", "partial"])
 def test_cached_and_uncached_features_agree(encoder_factory, name, mode):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -27,14 +25,34 @@ class FeatureMapHead(nn.Module):
         return tokens if self.mode == "tokens" else tokens.mean(1)
 
 
-class ConvBackboneEncoder(PretrainedEncoder):
-    """Subclasses build ``stem`` and ``blocks`` (the last one producing the final map) and call ``finish``."""
+DEFAULT_INPUT_SIZE = 224  # the ImageNet training size
+INPUT_STRIDE = 32  # the networks' total stride: the final map is input_size / 32 on a side
 
-    input_size: ClassVar[int] = 224
+
+def check_input_size(input_size: int) -> None:
+    if input_size < INPUT_STRIDE or input_size % INPUT_STRIDE:
+        raise ValueError(f"encoder.input_size must be a multiple of {INPUT_STRIDE} and at least {INPUT_STRIDE}, got "
+                         f"{input_size} (the network's final map is input_size / {INPUT_STRIDE} on a side; "
+                         f"null = {DEFAULT_INPUT_SIZE})")
+
+
+class ConvBackboneEncoder(PretrainedEncoder):
+    """Subclasses build ``stem`` and ``blocks`` (the last one producing the final map) and call ``finish``.
+
+    ``input_size`` is what frames are resized to before the network (224 by default, its ImageNet size); the
+    convolutions take any multiple of 32, so a smaller input trades detail for CPU time: 128² costs ~1/3 of 224²
+    and gives a 4x4 map instead of 7x7.
+    """
 
     @classmethod
     def from_config(cls, cfg: DictConfig, image_size: int, model_depth: int) -> ConvBackboneEncoder:
-        return cls(image_size, features=cfg.get("features", "tokens"), **cls.finetune_kwargs(cfg))
+        return cls(image_size, features=cfg.get("features", "tokens"), input_size=cfg.get("input_size"),
+                   **cls.finetune_kwargs(cfg))
+
+    def set_input_size(self, input_size: int | None) -> None:
+        """Call in a subclass's ``__init__`` before building its preprocessing."""
+        self.input_size = input_size or DEFAULT_INPUT_SIZE
+        check_input_size(self.input_size)
 
     def finish(self, features: str) -> None:
         self.head = FeatureMapHead(features)

@@ -89,7 +89,7 @@ def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], la
                   f"     compute: {estimate.env_steps:,} env steps ({estimate.agent_steps:,} agent steps), "
                   f"{estimate.updates:,} updates of {cfg.batch_size}x{cfg.batch_length} ({cfg.model.deter} deter), "
                   f"{estimate.replayed_frames:,} replayed frames, {estimate.encoder_images:,} encoder images{hours}"]
-    lines += ["", f"total: {total_updates:,} updates" + (f", ~{total_hours:,.0f} h ({total_hours / 24:,.1f} days) "
+    lines += ["", f"total: {total_updates:,} updates" + (f", ~{total_hours:,.1f} h ({total_hours / 24:,.1f} days) "
                                                          f"on {costs.get('device', '?')}" if total_hours else "")]
     jobs = parallel_jobs(launcher)
     lines.append(f"launcher: {' '.join(launcher) or 'hydra/launcher=basic (one run after another)'}" +

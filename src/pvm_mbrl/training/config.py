@@ -134,6 +134,10 @@ def validate_config(cfg: DictConfig) -> None:
 
         _require(cfg.encoder.finetune in FINETUNE_MODES,
                  f"encoder.finetune must be one of {', '.join(FINETUNE_MODES)}, got {cfg.encoder.finetune!r}")
+    if cfg.encoder.get("input_size") is not None:
+        from pvm_mbrl.encoders.conv_backbone import check_input_size
+
+        check_input_size(cfg.encoder.input_size)
     if cfg.encoder.get("decoder_size"):
         from pvm_mbrl.encoders.cnn import cnn_stages
 
