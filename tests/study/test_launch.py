@@ -30,3 +30,18 @@ def test_joining_a_ray_cluster_drops_the_launchers_object_store_setting():
     assert with_launcher_defaults(joining) == [*joining, "+hydra.launcher.ray.init.object_store_memory=null"]
     assert with_launcher_defaults(["hydra/launcher=ray"]) == ["hydra/launcher=ray"]  # a local Ray of its own
     assert with_launcher_defaults(["hydra/launcher=joblib"]) == ["hydra/launcher=joblib"]
+
+
+def test_the_joblib_workers_end_before_the_report():
+    import os
+
+    import psutil
+    from joblib.externals.loky import get_reusable_executor
+
+    from pvm_mbrl.study.launch import release_local_workers
+
+    workers = set(get_reusable_executor(max_workers=2).map(lambda _: os.getpid(), range(4)))
+    assert workers and all(psutil.pid_exists(pid) for pid in workers)
+    release_local_workers()
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                   for pid in workers)
