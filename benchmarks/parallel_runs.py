@@ -36,19 +36,21 @@ def run_way(way: str, root: Path, steps: int, overrides: list[str], cores: int) 
     """Seconds for both runs done ``way``; raises naming the run that failed."""
     commands = [train_command(root / f"{way}-seed{seed}", seed, cores // 2 if way == "parallel" else 0, steps,
                               overrides) for seed in (0, 1)]
+    root.mkdir(parents=True, exist_ok=True)
+    logs = [root / f"{way}-seed{seed}.log" for seed in (0, 1)]  # files, not pipes: a full pipe would stall a run
     start = time.perf_counter()
-    if way == "parallel":
-        processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                     for c in commands]
-        results = [(c, p.wait(), p.stderr.read()) for c, p in zip(commands, processes, strict=True)]
-    else:
-        results = []
-        for command in commands:
-            done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            results.append((command, done.returncode, done.stderr))
-    for command, code, stderr in results:
+    with open(logs[0], "w") as first, open(logs[1], "w") as second:
+        def launch(k: int) -> subprocess.Popen:
+            return subprocess.Popen(commands[k], stdout=subprocess.DEVNULL, stderr=(first, second)[k])
+
+        if way == "parallel":
+            processes = [launch(0), launch(1)]
+            codes = [process.wait() for process in processes]
+        else:
+            codes = [launch(k).wait() for k in (0, 1)]
+    for command, code, log in zip(commands, codes, logs, strict=True):
         if code:
-            raise RuntimeError(f"{' '.join(command)} failed (exit {code}): {stderr[-2000:]}")
+            raise RuntimeError(f"{' '.join(command)} failed (exit {code}): {log.read_text()[-2000:]}")
     return time.perf_counter() - start
 
 

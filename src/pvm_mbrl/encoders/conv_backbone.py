@@ -44,15 +44,15 @@ class ConvBackboneEncoder(PretrainedEncoder):
     and gives a 4x4 map instead of 7x7.
     """
 
+    def __init__(self, image_size: int, input_size: int | None = None, **finetune):
+        super().__init__(image_size, **finetune)
+        self.input_size = input_size or DEFAULT_INPUT_SIZE
+        check_input_size(self.input_size)
+
     @classmethod
     def from_config(cls, cfg: DictConfig, image_size: int, model_depth: int) -> ConvBackboneEncoder:
         return cls(image_size, features=cfg.get("features", "tokens"), input_size=cfg.get("input_size"),
                    **cls.finetune_kwargs(cfg))
-
-    def set_input_size(self, input_size: int | None) -> None:
-        """Call in a subclass's ``__init__`` before building its preprocessing."""
-        self.input_size = input_size or DEFAULT_INPUT_SIZE
-        check_input_size(self.input_size)
 
     def finish(self, features: str) -> None:
         self.head = FeatureMapHead(features)

@@ -43,8 +43,7 @@ class MBConvStage(nn.Module):
 
 class EfficientNetLite0Encoder(ConvBackboneEncoder):
     def __init__(self, image_size: int = 224, features: str = "tokens", input_size: int | None = None, **finetune):
-        super().__init__(image_size, **finetune)
-        self.set_input_size(input_size)
+        super().__init__(image_size, input_size, **finetune)
         net = load_efficientnet_lite0()
         self.preprocessing = Preprocessing(self.input_size, self.input_size, LITE_MEAN, LITE_STD)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)

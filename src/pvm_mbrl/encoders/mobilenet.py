@@ -25,8 +25,7 @@ def load_mobilenet_v2() -> nn.Module:
 
 class MobileNetV2Encoder(ConvBackboneEncoder):
     def __init__(self, image_size: int = 224, features: str = "tokens", input_size: int | None = None, **finetune):
-        super().__init__(image_size, **finetune)
-        self.set_input_size(input_size)
+        super().__init__(image_size, input_size, **finetune)
         layers = list(load_mobilenet_v2().features)
         self.preprocessing = Preprocessing(self.input_size, self.input_size, IMAGENET_MEAN, IMAGENET_STD)
         self.stem = layers[0]

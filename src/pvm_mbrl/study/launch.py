@@ -68,6 +68,10 @@ def status_report(study_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
+def describe_launcher(launcher_overrides: list[str]) -> str:
+    return " ".join(launcher_overrides) or "hydra/launcher=basic (one run after another)"
+
+
 def parallel_jobs(launcher_overrides: list[str]) -> int:
     """Runs at once under these launcher overrides: ``hydra.launcher.n_jobs`` where given, else 1."""
     values = [o.split("=", 1)[1] for o in launcher_overrides if o.startswith("hydra.launcher.n_jobs=")]
@@ -93,7 +97,7 @@ def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], la
     lines += ["", f"total: {total_updates:,} updates" + (f", ~{total_hours:,.1f} h ({total_hours / 24:,.1f} days) "
                                                          f"on {costs.get('device', '?')}" if total_hours else "")]
     jobs = parallel_jobs(launcher)
-    lines.append(f"launcher: {' '.join(launcher) or 'hydra/launcher=basic (one run after another)'}" +
+    lines.append(f"launcher: {describe_launcher(launcher)}" +
                  (f"; {jobs} runs at once: ~{total_hours / jobs:,.1f} h wall" if jobs > 1 and total_hours else ""))
     if costs.get("source"):
         lines.append(f"estimate source: {costs['source']}")
@@ -193,8 +197,8 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
               flush=True)
         todo = [s.name for s in statuses if s.state.to_launch]
         if todo:
-            how = " ".join(launcher) or "hydra/launcher=basic (one run after another)"
-            print(f"[study] launching {len(todo)} run(s): {', '.join(todo)} ({how})", flush=True)
+            print(f"[study] launching {len(todo)} run(s): {', '.join(todo)} ({describe_launcher(launcher)})",
+                  flush=True)
             monitor = ProgressMonitor(study_dir, plan, configs, options.progress_every)
             monitor.start()
             try:
