@@ -13,7 +13,9 @@ The measure is DreamerV3's own (``scores/dmc_vision-dreamerv3.json``): the train
 over the 25k env steps ending at a mark. Runs log training-episode returns every 1,000 env steps (one DMC
 episode at action repeat 2), and a window's value is the mean of the logged values inside it. The table puts
 each seed's value beside the published mean (min-max over seeds) for the same window; ``learning.png`` draws
-every seed's curve over the published bands. Results go to ``<root>/learning.json`` and ``learning.png``.
+every seed's curve over the published bands. Results go to ``<root>/learning.json`` (each seed's window means and
+curve) and ``learning.png``. ``--merge FILE`` takes the seeds an earlier ``learning.json`` recorded for runs that
+have no directory under ``--root`` (a run measured on another machine), so one table and plot can hold them all.
 """
 
 from __future__ import annotations
@@ -111,16 +113,44 @@ def launch(runs: list[Run], args: argparse.Namespace) -> list[str]:
     return failed
 
 
-def summarise(runs: list[Run]) -> dict:
-    """Per task: each seed's window means and the published bands; the CPU targets where judged."""
+def window_key(window: tuple[int, int]) -> str:
+    return f"{window[0]}-{window[1]}"
+
+
+def seed_result(curve: list[tuple[int, float]]) -> dict:
+    """One seed's entry in ``learning.json``: its window means and its curve."""
+    return {**{window_key(w): window_mean(curve, w) for w in WINDOWS}, "curve": [list(point) for point in curve]}
+
+
+def read_recorded(path: Path) -> dict[tuple[str, int], dict]:
+    """(task, seed) -> the seed's entry in an earlier ``learning.json``: its window means, and its curve where
+    that file kept one (files written before curves were kept hold only the means)."""
+    try:
+        summary = json.loads(path.read_text())
+        return {(task, int(seed)): entry for task, value in summary.items() for seed, entry in value["seeds"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise SystemExit(f"[learning] --merge {path}: not a learning.json this benchmark wrote ({error})") from None
+
+
+def seed_results(runs: list[Run], recorded: dict[tuple[str, int], dict]) -> dict[tuple[str, int], dict]:
+    """Each run's entry: from its run directory where it has logged anything, else the recorded one, else empty."""
+    results = {}
+    for run in runs:
+        curve = read_curve(run.run_dir)
+        key = (run.task, run.seed)
+        results[key] = recorded[key] if not curve and key in recorded else seed_result(curve)
+    return results
+
+
+def summarise(runs: list[Run], results: dict[tuple[str, int], dict]) -> dict:
+    """Per task: each seed's window means (and curve) and the published bands; the CPU targets where judged."""
     summary: dict = {}
     for task in dict.fromkeys(r.task for r in runs):
-        seeds = {r.seed: {f"{a}-{b}": window_mean(read_curve(r.run_dir), (a, b)) for a, b in WINDOWS}
-                 for r in runs if r.task == task}
-        key = f"{TARGET_WINDOW[0]}-{TARGET_WINDOW[1]}"
-        reached = [v[key] for v in seeds.values() if v[key] is not None]
+        seeds = {r.seed: results[r.task, r.seed] for r in runs if r.task == task}
+        key = window_key(TARGET_WINDOW)
+        reached = [v[key] for v in seeds.values() if v.get(key) is not None]
         published = PUBLISHED.get(task, {})
-        entry = {"seeds": seeds, "published": {f"{a}-{b}": band for (a, b), band in published.items()}}
+        entry = {"seeds": seeds, "published": {window_key(w): band for w, band in published.items()}}
         if reached and TARGET_WINDOW in published:
             mean, low, _ = published[TARGET_WINDOW]
             entry["target"] = {"window": key, "seed_minimum": low, "median_target": mean,
@@ -141,8 +171,8 @@ def print_tables(summary: dict, args: argparse.Namespace) -> None:
         print(f"| window (env steps) | {seeds} | published mean (min-max) |")
         print("|---" * (len(entry["seeds"]) + 2) + "|")
         for a, b in WINDOWS:
-            key = f"{a}-{b}"
-            cells = [f"{v[key]:.0f}" if v[key] is not None else "-" for v in entry["seeds"].values()]
+            key = window_key((a, b))
+            cells = [f"{v[key]:.0f}" if v.get(key) is not None else "-" for v in entry["seeds"].values()]
             band = entry["published"].get(key)
             published = f"{band[0]} ({band[1]}-{band[2]})" if band else "-"
             print(f"| ({a // 1000}k, {b // 1000}k] | " + " | ".join(cells) + f" | {published} |")
@@ -154,21 +184,24 @@ def print_tables(summary: dict, args: argparse.Namespace) -> None:
                   f"({target['seeds_judged']} of {target['seeds']} seeds reached the window's end)")
 
 
-def plot(runs: list[Run], path: Path) -> None:
-    tasks = list(dict.fromkeys(r.task for r in runs))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+def plot(summary: dict, path: Path) -> None:
+    """Per task, every seed's curve (thin) and window means (thick) over the published bands; a seed recorded
+    without its curve shows its window means only."""
+    fig, axes = plt.subplots(1, len(summary), figsize=(6 * len(summary), 4), squeeze=False)
+    for ax, (task, entry) in zip(axes[0], summary.items(), strict=True):
         for (a, b), (mean, low, high) in PUBLISHED.get(task, {}).items():
             ax.fill_between([a, b], low, high, color="k", alpha=0.12, linewidth=0)
             ax.plot([a, b], [mean, mean], "k--", linewidth=1)
-        for run in (r for r in runs if r.task == task):
-            curve = read_curve(run.run_dir)
-            if curve:
-                ax.plot(*zip(*curve, strict=True), linewidth=1, label=f"seed {run.seed}")
-                for a, b in WINDOWS:
-                    value = window_mean(curve, (a, b))
-                    if value is not None:
-                        ax.plot([a, b], [value, value], linewidth=2.5, color=ax.lines[-1].get_color())
+        for seed, result in entry["seeds"].items():
+            windows = [(w, result[window_key(w)]) for w in WINDOWS if result.get(window_key(w)) is not None]
+            if not windows:
+                continue
+            curve = result.get("curve")
+            label = f"seed {seed}" if curve else f"seed {seed} (window means only)"
+            color = ax.plot(*zip(*curve, strict=True), linewidth=1, label=label)[0].get_color() if curve else None
+            for (a, b), value in windows:
+                color = ax.plot([a, b], [value, value], linewidth=2.5, color=color,
+                                label=None if curve or a else label)[0].get_color()
         ax.set(xlabel="env steps", ylabel="training-episode return", title=f"{task} (band: DreamerV3 published)",
                ylim=(0, 1000))
         ax.legend(loc="lower right", fontsize=8)
@@ -192,6 +225,9 @@ def main() -> None:
                         help="torch.compile of the update (pays for itself within the first ~1,500 updates)")
     parser.add_argument("--root", type=Path, default=Path("runs/benchmark-learning"))
     parser.add_argument("--report-only", action="store_true", help="no training: tables and plot from the runs")
+    parser.add_argument("--merge", type=Path,
+                        help="an earlier learning.json: its seeds fill in (and are not trained again) where no run "
+                        "directory is under --root")
     parser.add_argument("overrides", nargs="*", help="extra config overrides for every run")
     args = parser.parse_args()
     tasks = [t for t in args.tasks.split(",") if t]
@@ -208,12 +244,15 @@ def main() -> None:
     root = args.root / f"{args.preset}-ratio{args.train_ratio}"
     # Seed-major order, so the first runs to finish cover every task.
     runs = [Run(task, seed, root / task.replace(":", "-") / f"seed{seed}") for seed in seeds for task in tasks]
-    failed = [] if args.report_only else launch(runs, args)
-    summary = summarise(runs)
+    recorded = read_recorded(args.merge) if args.merge else {}
+    # A seed recorded elsewhere is not trained again unless its run directory is here.
+    to_train = [r for r in runs if (r.task, r.seed) not in recorded or r.run_dir.exists()]
+    failed = [] if args.report_only else launch(to_train, args)
+    summary = summarise(runs, seed_results(runs, recorded))
     print_tables(summary, args)
     root.mkdir(parents=True, exist_ok=True)
     (root / "learning.json").write_text(json.dumps(summary, indent=1))
-    plot(runs, root / "learning.png")
+    plot(summary, root / "learning.png")
     print(f"\nresults: {root / 'learning.json'}, plot: {root / 'learning.png'}")
     if failed:
         print(f"[learning] failed runs: {', '.join(failed)}", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -143,9 +144,37 @@ def test_learning_window_means_follow_dreamerv3s_scores_convention(tmp_path):
     (run / "metrics.jsonl").write_text('{"step": 1000, "episode/return": 5.0}\n{"step": 2000, "episode/re')
     assert learning.read_curve(run) == [(1000, 5.0)]  # a torn last line (a killed run) is skipped
     assert learning.read_curve(tmp_path / "absent") == []
-    summary = learning.summarise([learning.Run("dmc:walker-stand", 0, run)])
+    runs = [learning.Run("dmc:walker-stand", 0, run)]
+    summary = learning.summarise(runs, learning.seed_results(runs, {}))
     assert summary["dmc:walker-stand"]["published"]["25000-50000"] == (625, 536, 711)
+    assert summary["dmc:walker-stand"]["seeds"][0]["curve"] == [[1000, 5.0]]
     assert "target" not in summary["dmc:walker-stand"]  # no seed reached the judged window's end
+
+
+def test_learning_merges_seeds_recorded_elsewhere_into_one_table_and_plot(tmp_path, capsys):
+    learning = load_benchmark("learning")
+    here = tmp_path / "seed1"
+    here.mkdir()
+    (here / "metrics.jsonl").write_text("".join(
+        f'{{"step": {1000 * k}, "episode/return": {500.0 + k}}}\n' for k in range(1, 51)))
+    earlier = tmp_path / "earlier.json"  # a file from before curves were kept: seed 0's window means only
+    earlier.write_text(json.dumps({"dmc:walker-stand": {"seeds": {
+        "0": {"0-25000": 150.0, "25000-50000": 600.0, "50000-100000": None},
+        "1": {"0-25000": 1.0, "25000-50000": 1.0, "50000-100000": None}}}}))
+    recorded = learning.read_recorded(earlier)
+    runs = [learning.Run("dmc:walker-stand", seed, tmp_path / f"seed{seed}") for seed in (0, 1)]
+    summary = learning.summarise(runs, learning.seed_results(runs, recorded))
+    seeds = summary["dmc:walker-stand"]["seeds"]
+    assert seeds[0]["25000-50000"] == 600.0  # recorded: no run directory here
+    assert seeds[1]["25000-50000"] == pytest.approx(538.0)  # the run here wins over the recorded 1.0
+    assert summary["dmc:walker-stand"]["target"]["median"] == pytest.approx(569.0)
+    assert summary["dmc:walker-stand"]["target"]["every_seed_at_or_above_minimum"]  # 538 and 600 >= 536
+    learning.plot(summary, tmp_path / "learning.png")
+    assert (tmp_path / "learning.png").stat().st_size > 10_000
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("[1, 2]")
+    with pytest.raises(SystemExit, match="garbage.json"):
+        learning.read_recorded(garbage)
 
 
 @pytest.mark.slow
