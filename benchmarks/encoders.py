@@ -2,12 +2,15 @@
 
     python benchmarks/encoders.py                                  # CPU: batch 4 x 16, cpu model preset
     python benchmarks/encoders.py --device cuda --precision bf16 --batch 16 --length 64 --preset size12m
+    python benchmarks/encoders.py --encoders efficientnet_lite0 --frame-size 64 --input-size 128   # dmc-shift's
 
 DINOv2 ViT-S/14 and CLIP ViT-B/32 are built at their real sizes from their configs with random weights,
 saved with ``save_pretrained`` and loaded by path (no weights can be downloaded here; the cost is the same).
 EfficientNet-Lite0 and MobileNetV2 use their real packaged weights. Every configuration reconstructs at the
 same decoder size, so the ratios isolate the encoder path; the reference is the paper's CNN baseline at
-128^2 (a 64^2 CNN row is printed too). Targets: frozen PVM with caching <= 1.3x the CNN
+128^2 (a 64^2 CNN row is printed too). The pre-trained encoders see ``--frame-size`` frames (224^2 by default;
+64^2 as the DMC studies render), resized to their input size (``--input-size`` for EfficientNet-Lite0 and
+MobileNetV2; the ViTs keep theirs). Targets: frozen PVM with caching <= 1.3x the CNN
 baseline; partial with prefix caching >= 2.5x faster than partial without. Prefix caching removes only the
 frozen prefix's forward pass, so beside each speed-up it prints the bound (cached update + prefix forward) /
 cached update, with the prefix forward measured on the same images; ``--trainable-blocks N`` changes how many
@@ -28,6 +31,7 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from pvm_mbrl.dreamer.agent import Agent, autocast, resolve_device
+from pvm_mbrl.encoders.conv_backbone import check_input_size
 from pvm_mbrl.training.allocator import retain_freed_memory
 from pvm_mbrl.training.config import compose_config
 
@@ -35,14 +39,18 @@ MODES = ("frozen", "partial", "full")
 BASELINE = "128px"
 
 
-def save_random_vits(directory: str) -> dict[str, str]:
-    """ViT-S/14 (DINOv2-small's architecture) and CLIP ViT-B/32's vision tower, random weights, saved to disk."""
+def save_random_vits(directory: str, names: list[str]) -> dict[str, str]:
+    """Those of ViT-S/14 (DINOv2-small's architecture) and CLIP ViT-B/32's vision tower that ``names`` holds,
+    random weights, saved to disk."""
     from transformers import CLIPVisionConfig, CLIPVisionModel, Dinov2Config, Dinov2Model
 
-    paths = {"dinov2": f"{directory}/dinov2", "clip": f"{directory}/clip"}
-    Dinov2Model(Dinov2Config(hidden_size=384, num_attention_heads=6, intermediate_size=1536)).save_pretrained(
-        paths["dinov2"])
-    CLIPVisionModel(CLIPVisionConfig()).save_pretrained(paths["clip"])
+    models = {"dinov2": lambda: Dinov2Model(Dinov2Config(hidden_size=384, num_attention_heads=6,
+                                                          intermediate_size=1536)),
+              "clip": lambda: CLIPVisionModel(CLIPVisionConfig())}
+    paths = {}
+    for name in (n for n in names if n in models):
+        paths[name] = f"{directory}/{name}"
+        models[name]().save_pretrained(paths[name])
     return paths
 
 
@@ -107,16 +115,25 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="auto | bf16 | fp32 (auto: bf16 where native)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--frame-size", type=int, default=224, help="env frame size for the pre-trained encoders")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="encoder.input_size of EfficientNet-Lite0 / MobileNetV2 (default: theirs, 224)")
     parser.add_argument("--trainable-blocks", type=int, default=None,
                         help="blocks that train in partial mode (default: the encoder's, a quarter)")
     args = parser.parse_args()
+    if args.input_size is not None:
+        try:
+            check_input_size(args.input_size)
+        except ValueError as error:
+            parser.error(f"--input-size: {error}")
     device = resolve_device(args.device)
     retain_freed_memory()  # as training does
     rng = np.random.default_rng(0)
     base = [f"model={args.preset}", f"precision={args.precision}", f"batch_size={args.batch}",
             f"batch_length={args.length}", f"encoder.decoder_size={args.decoder_size}"]
     print(f"device {device}, threads {torch.get_num_threads()}, {args.precision}, batch {args.batch} x {args.length}, "
-          f"model {args.preset}, decoder {args.decoder_size}^2")
+          f"model {args.preset}, decoder {args.decoder_size}^2, pre-trained encoders on {args.frame_size}^2 frames"
+          f"{f', EfficientNet/MobileNet input {args.input_size}^2' if args.input_size else ''}")
     header = (f"{'encoder':>19} {'mode':>8} {'cache':>6} {'update ms':>10} {'x CNN':>7} {'replay B/step':>14} "
               f"{'1M steps GiB':>13}")
     print(header)
@@ -142,12 +159,14 @@ def main() -> None:
     run("cnn", 128, {}, BASELINE)  # the paper's baseline: the CNN at 128^2, one extra stage
     run("cnn", 64, {}, "64px")
     with tempfile.TemporaryDirectory() as directory:
-        paths = save_random_vits(directory)
+        paths = save_random_vits(directory, args.encoders)
         for name in args.encoders:
             for mode in MODES:
                 for cache in ((True, False) if mode != "full" else (False,)):
-                    run(name, 224, {"weights": paths.get(name), "finetune": mode, "cache": cache,
-                                    "trainable_blocks": args.trainable_blocks}, mode, cache)
+                    resizable = name in ("efficientnet_lite0", "mobilenet_v2")
+                    run(name, args.frame_size, {"weights": paths.get(name), "finetune": mode, "cache": cache,
+                                                "trainable_blocks": args.trainable_blocks,
+                                                "input_size": args.input_size if resizable else None}, mode, cache)
     print("\ntargets (bound: what removing the prefix's forward pass alone can give, (cached + prefix) / cached):")
     cnn = rows[("cnn", BASELINE, False)]
     for name in args.encoders:

@@ -200,3 +200,19 @@ def test_parallel_runs_trains_two_real_runs_each_way(tmp_path, way):
         assert '"env_steps": 64' in (tmp_path / f"{way}-seed{seed}" / "status.json").read_text()
     with pytest.raises(RuntimeError, match="failed"):
         parallel_runs.run_way(way, tmp_path / "bad", 64, ["train_ratio=-1"], cores=2)
+
+
+@pytest.mark.slow
+def test_encoders_benchmark_times_an_imagenet_cnn_on_small_frames_at_a_chosen_input_size():
+    command = [sys.executable, str(BENCHMARKS / "encoders.py"), "--encoders", "efficientnet_lite0", "--frame-size",
+               "64", "--batch", "1", "--length", "2", "--repeats", "1", "--precision", "fp32"]
+    proc = subprocess.run([*command, "--input-size", "64"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "pre-trained encoders on 64^2 frames, EfficientNet/MobileNet input 64^2" in proc.stdout
+    rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] == ["efficientnet_lite0"]]
+    assert [(r[1], r[2]) for r in rows] == [("frozen", "True"), ("frozen", "False"), ("partial", "True"),
+                                            ("partial", "False"), ("full", "False")]
+    assert "frozen+cache" in proc.stdout
+    bad = subprocess.run([*command, "--input-size", "50"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--input-size" in bad.stderr and "got 50" in bad.stderr
