@@ -18,7 +18,10 @@ CPU: ours bf16 autocast; dreamerv3-torch fp32 (its ``precision=16`` uses ``torch
 on a CPU); r2dreamer bf16 autocast in place of the fp16 autocast it ships (``--r2dreamer-best fp16`` keeps
 that). Its ``fp32`` turns autocast off. On a CPU without bf16 instructions (AVX512-BF16, AMX) bf16 is slower
 than fp32 (``update_speed.py`` prints both matmul rates). No side compiles (both peers ship ``compile: True``;
-it is set False here).
+it is set False here) unless ``--compile`` is given: then every side compiles as it ships -- ours with
+``compile=default``, r2dreamer its update with ``torch.compile(mode="reduce-overhead")`` (CUDA graphs on CUDA,
+inductor alone on a CPU), dreamerv3-torch wraps its world model and behaviour in ``torch.compile``, which compiles
+their ``forward``; its update calls ``_train``, so it stays eager. The warm-up updates take the compile time.
 
 Memory allocator: pvm-mbrl's training calls ``pvm_mbrl.training.allocator.retain_freed_memory()`` (two
 ``mallopt`` calls that keep freed memory in the process); our side always runs with it, as training does. The
@@ -132,8 +135,9 @@ def build_ours(spec: dict) -> tuple:
     from update_speed import build_agent, train_step_batch
 
     precision = "bf16" if spec["precision"] == "best" else "fp32"
+    overrides = [*spec["overrides"], *(["compile=default"] if spec["compile"] else [])]
     agent = build_agent(spec["preset"], spec["image_size"], precision, spec["batch"], spec["length"], "cpu",
-                        spec["overrides"])
+                        overrides)
     data = train_step_batch(agent, spec["batch"], spec["length"], spec["image_size"])
     notes = f"{precision}{' autocast' if precision == 'bf16' else ''}"
     for setting in ("replay_context", "compile"):  # settings that change the update's work, where they exist
@@ -168,7 +172,7 @@ def build_dreamerv3_torch(spec: dict) -> tuple:
     for name in ("defaults", "dmc_vision"):
         recursive_update(defaults, configs[name])
     size = spec["size"]
-    changes = {"device": "cpu", "compile": False, "batch_size": spec["batch"], "batch_length": spec["length"],
+    changes = {"device": "cpu", "compile": spec["compile"], "batch_size": spec["batch"], "batch_length": spec["length"],
                "size": [spec["image_size"]] * 2, "precision": 32}
     if size is not None:
         changes.update({"dyn_deter": size["deter"], "dyn_hidden": size["hidden"], "dyn_stoch": size["stoch"],
@@ -186,6 +190,8 @@ def build_dreamerv3_torch(spec: dict) -> tuple:
     torch.manual_seed(0)
     wm = models.WorldModel(obs_space, act_space, 0, config).to("cpu")
     behavior = models.ImagBehavior(config, wm).to("cpu")
+    if config.compile:  # as its Dreamer.__init__: the wrappers compile forward, which _train does not call
+        wm, behavior = torch.compile(wm), torch.compile(behavior)
     arrays = random_arrays(spec["batch"], spec["length"], spec["image_size"])
     arrays["discount"] = 1.0 - arrays["is_terminal"].astype("float32")  # as its episodes store it
 
@@ -197,7 +203,8 @@ def build_dreamerv3_torch(spec: dict) -> tuple:
         behavior._train(post, reward)
 
     optimizers = [wm._model_opt._opt, behavior._actor_opt._opt, behavior._value_opt._opt]
-    return optimizers, update, "fp32 (its only CPU precision), compile off"
+    compiled = "compile on (forward only: the update stays eager)" if config.compile else "compile off"
+    return optimizers, update, f"fp32 (its only CPU precision), {compiled}"
 
 
 def build_r2dreamer(spec: dict) -> tuple:
@@ -215,7 +222,7 @@ def build_r2dreamer(spec: dict) -> tuple:
 
     torch.set_float32_matmul_precision("high")  # as its train.py
     size = spec["size"]
-    overrides = ["device=cpu", "model.compile=False", f"batch_size={spec['batch']}",
+    overrides = ["device=cpu", f"model.compile={spec['compile']}", f"batch_size={spec['batch']}",
                  f"batch_length={spec['length']}", f"env.size=[{spec['image_size']},{spec['image_size']}]"]
     if size is not None:
         overrides += ["model.rep_loss=dreamer", f"model.deter={size['deter']}", f"model.hidden={size['hidden']}",
@@ -234,7 +241,7 @@ def build_r2dreamer(spec: dict) -> tuple:
         notes = "bf16 autocast (in place of its fp16)"
     else:
         notes = "fp16 autocast (as shipped)"
-    notes += f", rep_loss={config.model.rep_loss}, compile off"
+    notes += f", rep_loss={config.model.rep_loss}, compile {'on' if config.model.compile else 'off'}"
     shape = (spec["image_size"], spec["image_size"], 3)
     spaces = {"image": types.SimpleNamespace(shape=shape),
               **{k: types.SimpleNamespace(shape=(1,)) for k in ("is_first", "is_last", "is_terminal")}}
@@ -358,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "mallopt calls (retain), or measured both ways (both)")
     parser.add_argument("--r2dreamer-best", choices=("bf16", "fp16"), default="bf16",
                         help="r2dreamer's autocast for `best` (it ships fp16)")
+    parser.add_argument("--compile", action="store_true",
+                        help="every side compiles as it ships (ours compile=default); warm-ups take the compile")
     parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for our side (e.g. model.deter=64); size numbers reach the peers")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -421,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                         spec = {"side": side.name, "retain": side.retain, "preset": preset, "size": size,
                                 "size_name": size_name, "batch": batch, "length": length, "precision": precision,
                                 "image_size": args.image_size, "threads": args.threads, "warmup": args.warmup,
-                                "updates": args.updates, "overrides": args.override,
+                                "updates": args.updates, "overrides": args.override, "compile": args.compile,
                                 "path": peers.get(side.name), "r2dreamer_best": args.r2dreamer_best}
                         python = sys.executable if side.name == OURS else args.peer_python
                         try:

@@ -54,6 +54,15 @@ def test_peers_times_our_side_and_skips_peers_without_a_checkout(capsys):
     assert "bf16 autocast" in rows[1]
 
 
+def test_peers_compile_mode_compiles_our_side_as_training_does():
+    peers = load_benchmark("peers")
+    spec = {"preset": "cpu", "image_size": 32, "batch": 2, "length": 4, "overrides": TINY_MODEL}
+    for compiled, expected in ((True, "compile=default"), (False, "compile=off")):
+        _, _, notes = peers.build_ours({**spec, "precision": "fp32", "compile": compiled})
+        assert expected in notes
+    assert "--compile" in peers.build_parser().format_help()
+
+
 def test_peers_arguments_are_checked(tmp_path):
     peers = load_benchmark("peers")
     assert peers.parse_batch("16x64") == (16, 64)
