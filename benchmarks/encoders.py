@@ -161,9 +161,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         paths = save_random_vits(directory, args.encoders)
         for name in args.encoders:
+            # --input-size reaches the encoders whose config has the setting (the ImageNet CNNs; the ViTs lack it).
+            resizable = "input_size" in compose_config([f"encoder={name}"]).encoder
             for mode in MODES:
                 for cache in ((True, False) if mode != "full" else (False,)):
-                    resizable = name in ("efficientnet_lite0", "mobilenet_v2")
                     run(name, args.frame_size, {"weights": paths.get(name), "finetune": mode, "cache": cache,
                                                 "trainable_blocks": args.trainable_blocks,
                                                 "input_size": args.input_size if resizable else None}, mode, cache)

@@ -197,11 +197,14 @@ def plot(summary: dict, path: Path) -> None:
             if not windows:
                 continue
             curve = result.get("curve")
-            label = f"seed {seed}" if curve else f"seed {seed} (window means only)"
-            color = ax.plot(*zip(*curve, strict=True), linewidth=1, label=label)[0].get_color() if curve else None
+            if curve:  # the thin curve carries the label; the window bars take its colour
+                label = None
+                color = ax.plot(*zip(*curve, strict=True), linewidth=1, label=f"seed {seed}")[0].get_color()
+            else:  # the first window bar carries the label and sets the colour for the others
+                label, color = f"seed {seed} (window means only)", None
             for (a, b), value in windows:
-                color = ax.plot([a, b], [value, value], linewidth=2.5, color=color,
-                                label=None if curve or a else label)[0].get_color()
+                color = ax.plot([a, b], [value, value], linewidth=2.5, color=color, label=label)[0].get_color()
+                label = None
         ax.set(xlabel="env steps", ylabel="training-episode return", title=f"{task} (band: DreamerV3 published)",
                ylim=(0, 1000))
         ax.legend(loc="lower right", fontsize=8)

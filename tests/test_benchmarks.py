@@ -160,7 +160,7 @@ def test_learning_window_means_follow_dreamerv3s_scores_convention(tmp_path):
     assert "target" not in summary["dmc:walker-stand"]  # no seed reached the judged window's end
 
 
-def test_learning_merges_seeds_recorded_elsewhere_into_one_table_and_plot(tmp_path, capsys):
+def test_learning_merges_seeds_recorded_elsewhere_into_one_table_and_plot(tmp_path):
     learning = load_benchmark("learning")
     here = tmp_path / "seed1"
     here.mkdir()
