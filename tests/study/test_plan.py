@@ -128,16 +128,26 @@ def test_quick_is_the_default_preset(capsys, tmp_path):
     assert "study quick: 4 runs" in capsys.readouterr().out
 
 
-def test_dmc_shift_grid_leaves_out_skipped_runs_and_states_its_compute(capsys, tmp_path):
+def test_dmc_shift_grid_runs_seed_by_seed_and_states_its_compute(capsys, tmp_path):
     plan, _ = make_plan("dmc-shift", [], STUDY)
-    assert {model(s) for s in plan.runs} == {"cnn", "efficientnet_lite0-frozen", "efficientnet_lite0-partial",
-                                             "mobilenet_v2-frozen"}  # MobileNetV2 partial: a skip rule
-    assert len(plan.runs) == 12 and plan.evaluation["episodes"] >= 50
+    assert [s.name for s in plan.runs[:3]] == ["dmc__cnn__seed0", "dmc__efficientnet_lite0-frozen__seed0",
+                                               "dmc__efficientnet_lite0-partial__seed0"]  # whole seeds first
+    assert len(plan.runs) == 9 and plan.evaluation["episodes"] >= 50
     config = run_config(STUDY, plan.run("dmc__efficientnet_lite0-partial__seed2"))
     assert (config.env.name, config.env.size, config.encoder.finetune) == ("dmc:walker-stand", 64, "partial")
+    assert config.encoder.input_size == 128
     assert main(["study", "dmc-shift", "--dry-run", "--dir", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
-    assert out.count("     compute: ") == 12 and "total: 180,000 updates" in out
+    assert out.count("     compute: ") == 9 and "total: 67,500 updates" in out
+
+
+def test_a_skip_rule_leaves_its_runs_out(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("base: dmc-shift\ngrid: {seed: [0], env: [dmc], encoder: [cnn, mobilenet_v2], "
+                    "finetune: [frozen, partial]}\nrules: [{when: {encoder: mobilenet_v2, finetune: partial}, "
+                    "skip: true}]\n")
+    plan, _ = make_plan(str(path), [], STUDY)
+    assert [s.name for s in plan.runs] == ["dmc__cnn__seed0", "dmc__mobilenet_v2-frozen__seed0"]
 
 
 def test_a_rule_needs_set_or_skip(tmp_path):
