@@ -11,6 +11,7 @@ from pvm_mbrl.analysis.report_options import ReportOptions
 from pvm_mbrl.errors import RunError, interrupt_exit_status
 from pvm_mbrl.evaluation.settings import EvaluationSettings
 from pvm_mbrl.locks import LockedError
+from pvm_mbrl.study.plan import preset_names
 
 EPILOG = """examples:
   pvm-mbrl study quick                             # the whole pipeline, small: studies/quick/report/report.md
@@ -34,12 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     study = commands.add_parser(
         "study", help="run a study (a grid of runs) to its report; `study status DIR` shows its runs",
-        description="Run every unfinished run of a study preset (quick, paper, offline-paper, or a YAML file) "
+        description=f"Run every unfinished run of a study preset ({', '.join(preset_names())}, or a YAML file) "
                     "through a Hydra launcher, evaluate each on every suite, write the report. Re-running resumes. "
                     "Overrides: `seed=0,1,2` makes an axis, `steps=5000` changes every run, "
                     "`hydra/launcher=joblib|submitit_slurm|submitit_local|ray` picks the launcher.")
     study.add_argument("preset", nargs="?", default="quick",
-                       help="quick (default) | paper | offline-paper | path/to/study.yaml | status")
+                       help=f"{' | '.join(preset_names())} (default: quick) | path/to/study.yaml | status")
     study.add_argument("overrides", nargs="*", help="grid and run overrides; with `status`: the study directory")
     study.add_argument("--dir", default=None, help="study directory (default: studies/<preset>)")
     study.add_argument("--dry-run", action="store_true", help="list the runs, configs and compute; start nothing")

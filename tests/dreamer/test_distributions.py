@@ -7,6 +7,7 @@ from pvm_mbrl.dreamer.distributions import (
     BoundedNormal,
     OneHotCategorical,
     SymexpTwoHot,
+    categorical_index,
     categorical_kl,
     free_nats_kl,
     unimix_logits,
@@ -40,6 +41,22 @@ def test_free_nats_clips_small_kl_without_gradient():
     big_rhs = torch.log(torch.tensor([0.25, 0.75])).expand(1, 32, 2)
     expected = 32 * (0.5 * math.log(2) + 0.5 * math.log(2 / 3))  # 4.60 > 1 nat: not clipped
     assert free_nats_kl(lhs, big_rhs, 1.0).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_categorical_index_inverts_the_cdf_at_hand_computed_points():
+    probs = torch.tensor([0.2, 0.5, 0.0, 0.3]).expand(7, 4)  # cdf 0.2, 0.7, 0.7, 1.0
+    uniform = torch.tensor([0.0, 0.19, 0.21, 0.69, 0.71, 0.999, 1.0])
+    assert categorical_index(probs, uniform).tolist() == [0, 0, 1, 1, 3, 3, 3]  # never the empty class 2
+    unnormalised = torch.tensor([[1.0, 1.0, 2.0]])  # cdf / sum: 0.25, 0.5, 1.0
+    assert categorical_index(unnormalised.expand(2, 3), torch.tensor([0.3, 0.6])).tolist() == [1, 2]
+
+
+def test_one_hot_samples_follow_the_class_probabilities():
+    torch.manual_seed(0)
+    probs = torch.tensor([0.05, 0.6, 0.0, 0.35])
+    counts = OneHotCategorical(probs.log().expand(200_000, 4)).sample().detach().sum(0)
+    assert counts[2] == 0
+    assert torch.allclose(counts / counts.sum(), probs, atol=0.005)  # binomial std <= 0.0011
 
 
 def test_one_hot_sample_has_straight_through_gradient():

@@ -168,7 +168,8 @@ def report_notes(plan: StudyPlan) -> tuple[str, ...]:
     if not plan.conclusive:
         notes.append("**This study is a pipeline check, far too small for conclusions**: a few thousand env steps, "
                      "one seed and a tiny model cannot separate the encoders; its numbers show that every stage "
-                     "runs, not what the paper found. Use the `paper` (or `offline-paper`) preset for results.")
+                     "runs, not what the paper found. Use `dmc-shift` (its comparison at CPU scale) or the `paper` "
+                     "(or `offline-paper`) preset for results.")
     return tuple(notes)
 
 
