@@ -7,7 +7,7 @@ import pytest
 
 from pvm_mbrl.cli import main
 from pvm_mbrl.study.estimate import encoder_images, estimate_run, gradient_updates
-from pvm_mbrl.study.launch import parallel_jobs
+from pvm_mbrl.study.launch import parallel_jobs, runs_sharing_wall_time
 from pvm_mbrl.study.plan import make_plan, preset_names, run_config, run_name
 
 STUDY = Path("/tmp/pvm-mbrl-plan-test")  # plans compose configs only; nothing is written there
@@ -164,6 +164,14 @@ def test_a_presets_launcher_runs_its_runs_side_by_side_unless_the_command_line_n
     assert main(["study", "quick", "hydra/launcher=basic", "--dry-run", "--dir", str(tmp_path / "q")]) == 0
     out = capsys.readouterr().out
     assert "launcher: hydra/launcher=basic\n" in out and "runs at once" not in out
+
+
+def test_local_runs_share_wall_time_at_most_one_per_core():
+    joblib3 = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=3"]
+    assert runs_sharing_wall_time(joblib3, cores=2) == 2  # three runs on two cores: each 1.5x slower
+    assert runs_sharing_wall_time(joblib3, cores=4) == 3
+    slurm = ["hydra/launcher=submitit_slurm", "hydra.launcher.n_jobs=3"]  # hypothetical: other machines' cores
+    assert runs_sharing_wall_time(slurm, cores=2) == 3
 
 
 def test_parallel_jobs_by_hand():

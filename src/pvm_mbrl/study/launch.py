@@ -10,6 +10,7 @@ two launches of the same study at once; each run's own lock stops two jobs on on
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -78,6 +79,16 @@ def parallel_jobs(launcher_overrides: list[str]) -> int:
     return max(1, int(values[-1])) if values and values[-1].lstrip("-").isdigit() else 1
 
 
+LOCAL_LAUNCHERS = ("hydra/launcher=joblib", "hydra/launcher=submitit_local")  # their runs share this machine
+
+
+def runs_sharing_wall_time(launcher_overrides: list[str], cores: int) -> int:
+    """How many runs' compute overlaps in wall time: ``n_jobs``, but on a local launcher at most one per core
+    (three runs on two cores each take 1.5x as long; the estimate's per-update costs are one run per core)."""
+    jobs = parallel_jobs(launcher_overrides)
+    return min(jobs, max(1, cores)) if any(o in LOCAL_LAUNCHERS for o in launcher_overrides) else jobs
+
+
 def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], launcher: list[str]) -> str:
     """Every run with its overrides and compute estimate; nothing is written."""
     costs = plan.estimate
@@ -96,9 +107,12 @@ def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], la
                   f"{estimate.replayed_frames:,} replayed frames, {estimate.encoder_images:,} encoder images{hours}"]
     lines += ["", f"total: {total_updates:,} updates" + (f", ~{total_hours:,.1f} h ({total_hours / 24:,.1f} days) "
                                                          f"on {costs.get('device', '?')}" if total_hours else "")]
-    jobs = parallel_jobs(launcher)
+    jobs, cores = parallel_jobs(launcher), os.cpu_count() or 1
+    sharing = runs_sharing_wall_time(launcher, cores)
+    shared = f" (sharing this machine's {cores} cores)" if sharing < jobs else ""
     lines.append(f"launcher: {describe_launcher(launcher)}" +
-                 (f"; {jobs} runs at once: ~{total_hours / jobs:,.1f} h wall" if jobs > 1 and total_hours else ""))
+                 (f"; {jobs} runs at once{shared}: ~{total_hours / sharing:,.1f} h wall" if jobs > 1 and total_hours
+                  else ""))
     if costs.get("source"):
         lines.append(f"estimate source: {costs['source']}")
     return "\n".join(lines)
