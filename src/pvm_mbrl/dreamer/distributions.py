@@ -34,8 +34,8 @@ def categorical_index(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tenso
     reaches the sample through the straight-through term, so the update's losses show it.
     """
     cdf = probs.cumsum(-1)
-    index = (cdf < uniform.unsqueeze(-1) * cdf[..., -1:]).sum(-1)
-    return index.clamp_max(probs.shape[-1] - 1)  # rounding can leave the last cumulative sum below the draw
+    # Scaled by the row's own sum, the threshold never exceeds the last cumulative sum, so no index reaches K.
+    return (cdf < uniform.unsqueeze(-1) * cdf[..., -1:]).sum(-1)
 
 
 class OneHotCategorical:
