@@ -8,7 +8,16 @@ import numpy as np
 from pvm_mbrl.analysis.measures import ThresholdSummary
 from pvm_mbrl.analysis.report_options import ReportOptions
 from pvm_mbrl.analysis.report_render import LEARNING_TITLE, ReportRenderer, fmt, mean_se_text
-from pvm_mbrl.analysis.report_results import DropsResult, LearningResult, MeanSE, Outcome
+from pvm_mbrl.analysis.report_results import (
+    DropsResult,
+    EnvResults,
+    LearningResult,
+    MeanSE,
+    Outcome,
+    ReturnsResult,
+    ReturnTestsResult,
+)
+from pvm_mbrl.analysis.statistics import ConfidenceInterval, PermutationTestResult
 from pvm_mbrl.analysis.study import Study
 
 
@@ -25,9 +34,14 @@ def test_numbers_are_shown_with_significant_digits():
 def test_a_section_states_why_it_is_not_available_after_its_problems(tmp_path):
     report = renderer(tmp_path)
     report.section("Title", Outcome(error="why not", problems=("found first",)), lambda result: None)
-    report.section("Drops", Outcome(DropsResult(["hard"], {"a": {"hard": 0.754}, "b": "undefined"})), report.drops)
+    drops = DropsResult(["hard"], {"a": {"hard": 0.754}, "b": "undefined", "c": {"hard": 0.5}},
+                        {"a": {"hard": "needs 2 seeds"}, "b": {"hard": "undefined"},
+                         "c": {"hard": ConfidenceInterval(0.5, 0.254, 0.9)}})
+    report.section("Drops", Outcome(drops), report.drops)
     assert report.md.lines[:3] == ["### Title", "", "_Not available: why not_"]
     assert "| a | 75% |" in report.md.lines and "| b | — (undefined) |" in report.md.lines
+    assert "| c | 50% [25%, 90%] |" in report.md.lines
+    assert "- No interval for a (hard): needs 2 seeds" in report.md.lines
     assert report.problems == ["a run problem", "found first", "Title: why not"]
 
 
@@ -42,3 +56,43 @@ def test_learning_shows_thresholds_then_why_the_permutation_tests_are_missing(tm
     assert (tmp_path / "figures" / "toy-t_fig2_learning_curves.png").exists()
     assert text.endswith("_Not available: no common steps_\n")
     assert report.problems == ["a run problem", "seed problem", f"{LEARNING_TITLE}: no common steps"]
+
+
+def test_headline_gathers_iqm_drop_and_tests_against_the_first_model(tmp_path):
+    report = renderer(tmp_path)
+    ci = ConfidenceInterval
+    returns = ReturnsResult(True, ["id", "hard"], ["cnn", "pvm", "new"],
+                            {"id": {"cnn": MeanSE(0.8, 0.1, 3), "pvm": MeanSE(0.6, 0.1, 3),
+                                    "new": MeanSE(0.7, np.nan, 1)},
+                             "hard": {"cnn": MeanSE(0.1, 0.1, 3), "pvm": MeanSE(0.5, 0.1, 3)}},
+                            {"cnn": {"id": ci(0.8, 0.7, 0.9), "hard": ci(0.1, 0.0, 0.2)},
+                             "pvm": {"id": ci(0.6, 0.5, 0.7), "hard": ci(0.5, 0.4, 0.6)},
+                             "new": {"id": None, "hard": None}})
+    drops = DropsResult(["hard"], {"cnn": {"hard": 0.875}, "pvm": {"hard": 1 / 6}, "new": "not evaluated in hard"},
+                        {"cnn": {"hard": ci(0.875, 0.75, 1.0)}, "pvm": {"hard": ci(1 / 6, 0.0, 0.3)},
+                         "new": {"hard": "needs 2 seeds"}})
+    column = "drop id -> hard"
+    tests = ReturnTestsResult(["id", "hard", column], {
+        ("cnn", "pvm"): {"id": PermutationTestResult(0.2, 0.3, 20), "hard": PermutationTestResult(0.4, 0.1, 20),
+                         column: PermutationTestResult(0.7, 0.1, 20)},
+        ("cnn", "new"): {"id": PermutationTestResult(0.1, 0.5, 4), "hard": "not evaluated", column: "not evaluated"},
+        ("pvm", "new"): {}})
+    absent = Outcome(error="unused")
+    report.headline(EnvResults("toy:t", ["id", "hard"], absent, absent, Outcome(returns), absent, Outcome(drops),
+                               Outcome(tests)))
+    lines = report.md.lines
+    assert lines[0] == "### Headline: ID vs OOD returns"
+    assert ("| model | id IQM [95% CI] | hard IQM [95% CI] | drop id -> hard [95% CI] | vs cnn: hard p "
+            "| vs cnn: drop p |") in lines
+    assert "| cnn | 0.8 [0.7, 0.9] | 0.1 [0, 0.2] | 88% [75%, 100%] | — | — |" in lines  # no test against itself
+    assert "| pvm | 0.6 [0.5, 0.7] | 0.5 [0.4, 0.6] | 17% [0%, 30%] | 0.1 | 0.1 |" in lines
+    assert "| new | 0.7 (n=1) | — | — | — | — |" in lines  # one seed: its score; not evaluated in hard
+
+
+def test_return_tests_show_statistic_and_p_or_why_not(tmp_path):
+    report = renderer(tmp_path)
+    report.return_tests(ReturnTestsResult(["id", "drop id -> hard"], {
+        ("a", "b"): {"id": PermutationTestResult(0.25, 0.1, 20), "drop id -> hard": "not evaluated"}}))
+    assert "| a | b | 0.25 (p=0.1) | — (not evaluated) |" in report.md.lines
+    report.return_tests(ReturnTestsResult(["id"], {}))
+    assert report.md.lines[-2] == "_Permutation tests need two models._"

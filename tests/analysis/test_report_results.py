@@ -26,6 +26,7 @@ from pvm_mbrl.analysis.report_results import (
     objectness_scores,
     relative_drop_table,
     reporting_settings,
+    return_tests,
     returns_per_setting,
     run_scores,
     setting_latents,
@@ -184,12 +185,47 @@ def test_returns_per_setting_mean_se_and_iqm_intervals(toy):
 def test_relative_drops_from_id_or_why_they_are_undefined():
     scores = scores_of({"a": {"id": [0.8, 0.8], "weak": [0.6, 0.6], "hard": [0.2, 0.2]},
                         "b": {"id": [-0.1], "hard": [0.1]}, "c": {"id": [0.5], "weak": [0.25]}})
-    result = relative_drop_table(scores, ["a", "b", "c", "d"], ["id", "weak", "hard"])
+    result = relative_drop_table(scores, ["a", "b", "c", "d"], ["id", "weak", "hard"], OPTIONS)
     assert result.settings == ["weak", "hard"]
     assert result.drops["a"] == pytest.approx({"weak": 0.25, "hard": 0.75})  # (.8 - .6) / .8, (.8 - .2) / .8
     assert "undefined for a mean ID normalised return <= 0" in result.drops["b"]
     assert result.drops["c"] == pytest.approx({"weak": 0.5})  # not evaluated in hard
     assert "unknown ID setting" in result.drops["d"]  # no scores at all
+    hard = result.intervals["a"]["hard"]  # every seed drops by .75
+    assert (hard.estimate, hard.low, hard.high) == pytest.approx((0.75, 0.75, 0.75))
+    assert "at least 2 seeds, got 1" in result.intervals["c"]["weak"]
+    assert result.intervals["c"]["hard"] == "no seed evaluated in both id and hard"
+
+
+def test_relative_drop_intervals_pair_each_seeds_scores():
+    # Seed 0 drops from .5 to .5, seed 1 from 1 to 0; seed 2 has no hard score and is left out of the pairs.
+    frame = pd.DataFrame([{"run": f"a/{seed}", "model": "a", "seed": seed, "setting": setting, "score": score}
+                          for seed, setting, score in [(1, "id", 1.0), (0, "id", 0.5), (2, "id", 0.9),
+                                                       (0, "hard", 0.5), (1, "hard", 0.0)]])
+    interval = relative_drop_table(ScoreTable(frame, True), ["a"], ["id", "hard"], OPTIONS).intervals["a"]["hard"]
+    # Pairs resampled together: drop 0 (1/4), 1 (1/4) or (.75 - .25) / .75 (1/2); unpaired, it would not be 2/3.
+    assert (interval.estimate, interval.low, interval.high) == pytest.approx((2 / 3, 0.0, 1.0))
+
+
+def test_return_tests_between_every_pair_of_models():
+    scores = scores_of({"a": {"id": [0.8, 0.8, 0.8], "hard": [0.2, 0.4, 0.0]},
+                        "b": {"id": [0.5, 0.6, 0.7], "hard": [0.5, 0.6, 0.7]},
+                        "c": {"id": [-0.1]}, "d": {"id": [-0.1], "hard": [0.0]}})
+    result = return_tests(scores, ["a", "b", "c", "d"], ["id", "hard"], OPTIONS)
+    column = "drop id -> hard"
+    assert result.columns == ["id", "hard", column] and len(result.tests) == 6 and list(result.tests)[:2] == [
+        ("a", "b"), ("a", "c")]
+    a_b = result.tests[("a", "b")]
+    assert a_b["id"].statistic == pytest.approx(0.2) and a_b["id"].num_permutations == 20  # |.8 - .6|, exact
+    assert a_b["hard"].statistic == pytest.approx(0.4) and a_b["hard"].p_value == pytest.approx(0.1)  # separated
+    assert a_b[column].statistic == pytest.approx(0.75)  # a's per-seed drops .75, .5, 1; b's 0, 0, 0
+    assert a_b[column].p_value == pytest.approx(0.1)
+    a_c = result.tests[("a", "c")]
+    assert a_c["id"].statistic == pytest.approx(0.9) and a_c["id"].num_permutations == 4  # C(4, 3) splits
+    assert a_c["hard"] == a_c[column] == "not evaluated"
+    a_d = result.tests[("a", "d")]
+    assert a_d["hard"].statistic == pytest.approx(0.2) and "a seed's drop is undefined" in a_d[column]
+    assert return_tests(scores, ["a"], ["id", "hard"], OPTIONS).tests == {}
 
 
 def test_correlations_with_hard_ood_return_across_models():

@@ -5,8 +5,10 @@ from pvm_mbrl.analysis.statistics import (
     interpolate_to_common_grid,
     iqm,
     mean_and_standard_error,
+    mean_difference_permutation_test,
     pairwise_permutation_tests,
     permutation_test,
+    relative_drop_ci,
     stratified_bootstrap_ci,
 )
 
@@ -181,3 +183,52 @@ def test_mean_and_standard_error_hand_values():
 def test_mean_and_standard_error_rejects_bad_input(values, match):
     with pytest.raises(ValueError, match=match):
         mean_and_standard_error(values)
+
+
+def test_mean_difference_permutation_test_is_exact_over_few_splits():
+    separated = mean_difference_permutation_test([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    # |2 - 5| = 3; of the 20 splits only the observed one and its mirror reach 3.
+    assert (separated.statistic, separated.p_value, separated.num_permutations) == pytest.approx((3.0, 0.1, 20))
+    # Splits of {1, 2 | 3}: {1,2}|3 -> 1.5, {1,3}|2 -> 0, {2,3}|1 -> 1.5.
+    uneven = mean_difference_permutation_test([1.0, 2.0], [3.0])
+    assert (uneven.statistic, uneven.p_value, uneven.num_permutations) == pytest.approx((1.5, 2 / 3, 3))
+    assert mean_difference_permutation_test([0.0, 1.0], [1.0, 0.0]).p_value == 1.0
+
+
+def test_mean_difference_permutation_test_samples_splits_when_they_are_many():
+    a, b = np.arange(10.0), np.arange(10.0) + 100  # C(20, 10) = 184,756 splits
+    result = mean_difference_permutation_test(a, b, num_permutations=999, seed=1)
+    assert result.num_permutations == 999 and result.statistic == pytest.approx(100.0)
+    assert result.p_value <= 3 / 1000  # (1 + #{T_k >= T}) / 1000: only the observed split or its mirror reach T
+    assert mean_difference_permutation_test(a, a + 0.1, num_permutations=999).p_value > 0.5
+    assert result == mean_difference_permutation_test(a, b, num_permutations=999, seed=1)
+
+
+@pytest.mark.parametrize("a, b, kwargs, match", [
+    ([], [1.0], {}, "values_a is empty"),
+    ([1.0], [np.nan], {}, "values_b has non-finite"),
+    ([1.0], [2.0], {"num_permutations": 0}, "num_permutations must be >= 1, got 0"),
+])
+def test_mean_difference_permutation_test_rejects_bad_input(a, b, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mean_difference_permutation_test(a, b, **kwargs)
+
+
+def test_relative_drop_ci_hand_values():
+    constant = relative_drop_ci([0.8, 0.8], [0.2, 0.2], num_resamples=100)
+    assert (constant.estimate, constant.low, constant.high) == pytest.approx((0.75, 0.75, 0.75))  # (.8 - .2) / .8
+    # Seeds (id, ood) = (.5, .5) and (1, 0), resampled in pairs: both first -> drop 0 (p 1/4), both second -> 1
+    # (1/4), one of each -> (.75 - .25) / .75 = 2/3 (1/2); the estimate is 2/3 and the 2.5%/97.5% percentiles 0 and 1.
+    paired = relative_drop_ci([0.5, 1.0], [0.5, 0.0], num_resamples=2_000)
+    assert (paired.estimate, paired.low, paired.high) == pytest.approx((2 / 3, 0.0, 1.0))
+
+
+@pytest.mark.parametrize("id_scores, ood_scores, match", [
+    ([0.5, 0.5, 0.5], [0.1, 0.1], "must pair up seed by seed, got 3 and 2"),
+    ([0.5], [0.1], "needs at least 2 seeds, got 1"),
+    ([-0.1, 0.05], [0.0, 0.0], "undefined for a mean ID normalised return <= 0"),
+    ([1.0, -0.5], [0.5, 0.0], "unbounded: the mean ID normalised return is <= 0 in 2"),  # both seeds 2: ~25%
+])
+def test_relative_drop_ci_rejects_undefined_drops(id_scores, ood_scores, match):
+    with pytest.raises(ValueError, match=match):
+        relative_drop_ci(id_scores, ood_scores, num_resamples=1_000)

@@ -29,8 +29,10 @@ from pvm_mbrl.analysis.report_results import (
     ObjectnessResult,
     Outcome,
     ReturnsResult,
+    ReturnTestsResult,
     suite_episode_counts,
 )
+from pvm_mbrl.analysis.statistics import ConfidenceInterval, PermutationTestResult
 from pvm_mbrl.analysis.study import Run, Study
 from pvm_mbrl.evaluation.settings import ID_SUITE
 
@@ -65,6 +67,18 @@ def fmt(value: float, digits: int = 3) -> str:
 def mean_se_text(value: MeanSE) -> str:
     return f"{fmt(value.mean)} ± {fmt(value.se, 2)} (n={value.n})" if np.isfinite(value.se) else \
         f"{fmt(value.mean)} (n=1)"
+
+
+def ci_text(ci: ConfidenceInterval, percent: bool = False) -> str:
+    """An estimate and its interval: ``0.5 [0.2, 0.8]``, or in percent ``50% [20%, 80%]``."""
+    if percent:
+        return f"{100 * ci.estimate:.0f}% [{100 * ci.low:.0f}%, {100 * ci.high:.0f}%]"
+    return f"{fmt(ci.estimate)} [{fmt(ci.low)}, {fmt(ci.high)}]"
+
+
+def permutation_text(test: PermutationTestResult | str) -> str:
+    return f"{fmt(test.statistic)} (p={fmt(test.p_value, 2)})" if isinstance(test, PermutationTestResult) \
+        else f"— ({test})"
 
 
 def bars(summary: dict[str, MeanSE]) -> dict[str, tuple[float, float]]:
@@ -125,6 +139,8 @@ class ReportRenderer:
     def env_report(self, results: EnvResults) -> None:
         env, hard = results.env, results.hard
         self.md.add(f"## {env}")
+        if hard is not None:
+            self.headline(results)
         self.section(LEARNING_TITLE, results.learning, lambda r: self.learning(env, r))
         self.section("World-model losses (Fig. 3)", results.losses, lambda r: self.losses(env, r))
         self.section("Returns per evaluation setting (Fig. 4)", results.returns, lambda r: self.returns(env, r))
@@ -134,6 +150,7 @@ class ReportRenderer:
             self.section("Forgetting (Fig. 5)", results.forgetting, lambda r: self.forgetting(env, r))
             return
         self.section("Relative drop from ID", results.drops, self.drops)
+        self.section("Permutation tests on returns", results.tests, self.return_tests)
         self.section(f"Latent invariance, ID vs {hard} (Fig. 6)", results.invariance,
                      lambda r: self.invariance(env, hard, r))
         self.section("Forgetting (Fig. 5)", results.forgetting, lambda r: self.forgetting(env, r))
@@ -191,15 +208,73 @@ class ReportRenderer:
                              else f"{fmt(ci.estimate)} [{fmt(ci.low)}, {fmt(ci.high)}]" for s in settings)]
                        for m in result.models])
 
-    def drops(self, result: DropsResult) -> None:
+    def headline(self, results: EnvResults) -> None:
+        """The answer in one table: IQM per setting, the drop to hard OOD, and the tests against the first model."""
+        returns, drops, tests = (o.result if o else None for o in (results.returns, results.drops, results.tests))
+        self.md.add("### Headline: ID vs OOD returns")
+        if returns is None:
+            self.md.add("_Not available: no evaluated run (see the sections below)._")
+            return
+        hard, baseline = results.settings[-1], returns.models[0]
+        headers = ["model", *(f"{s} IQM [95% CI]" for s in returns.settings)]
+        if drops is not None:
+            headers.append(f"drop {ID_SUITE} -> {hard} [95% CI]")
+        if tests is not None:
+            headers += [f"vs {baseline}: {hard} p", f"vs {baseline}: drop p"]
         rows = []
+        for model in returns.models:
+            row = [model, *(ci_text(ci) if (ci := returns.iqm[model][s]) is not None
+                            else mean_se_text(returns.summary[s][model]) if model in returns.summary[s] else "—"
+                            for s in returns.settings)]
+            if drops is not None:
+                interval = drops.intervals[model].get(hard, "not evaluated")
+                row.append(ci_text(interval, percent=True) if isinstance(interval, ConfidenceInterval) else "—")
+            if tests is not None:
+                pair = tests.tests.get((baseline, model), {})
+                row += ["—" if not isinstance(t := pair.get(c), PermutationTestResult) else fmt(t.p_value, 2)
+                        for c in (hard, tests.columns[-1])]
+            rows.append(row)
+        label = "normalised return (0 = random policy, 1 = the task's maximum)" if returns.normalised else "return"
+        self.md.add(f"IQM of the {label} over seeds with a 95% stratified-bootstrap interval; relative drop from "
+                    f"{ID_SUITE} to {hard} with a paired-bootstrap interval over seeds; two-sided permutation-test "
+                    f"p-values against {baseline} on the {hard} return and on the per-seed drop (cells without an "
+                    f"interval or test: see the sections below for why; a single seed shows its score, n=1).")
+        self.md.table(headers, rows)
+
+    def drops(self, result: DropsResult) -> None:
+        rows, reasons = [], {}
         for model, drops in result.drops.items():
             if isinstance(drops, str):
                 rows.append([model, *([f"— ({drops})"] * len(result.settings))])
-            else:
-                rows.append([model, *(f"{100 * drops[s]:.0f}%" if s in drops else "—" for s in result.settings)])
-        self.md.add("(mean ID - mean OOD) / mean ID on normalised returns; above 100% is worse than random.")
+                continue
+            cells = []
+            for setting in result.settings:
+                interval = result.intervals[model].get(setting)
+                if setting not in drops:
+                    cells.append("—")
+                elif isinstance(interval, ConfidenceInterval):
+                    cells.append(ci_text(interval, percent=True))
+                else:
+                    cells.append(f"{100 * drops[setting]:.0f}%")
+                    reasons.setdefault(str(interval), []).append(f"{model} ({setting})")
+            rows.append([model, *cells])
+        self.md.add("(mean ID - mean OOD) / mean ID on normalised returns, with a 95% paired-bootstrap interval over "
+                    "seeds (each seed's ID and OOD returns resampled together); above 100% is worse than random.")
         self.md.table(["model", *result.settings], rows)
+        if reasons:
+            self.md.add(*(f"- No interval for {', '.join(where)}: {why}" for why, where in reasons.items()))
+
+    def return_tests(self, result: ReturnTestsResult) -> None:
+        if not result.tests:
+            self.md.add("_Permutation tests need two models._")
+            return
+        self.md.add(f"Two-sided permutation tests between models on their per-seed normalised returns in each setting "
+                    f"and their per-seed relative drops: |difference of means| (p), exact over all splits when there "
+                    f"are at most {self.options.permutations:,}, else that many random ones; with n seeds per model "
+                    f"p cannot fall below 2 / C(2n, n) (0.1 for 3 against 3). No multiple-comparison correction.")
+        self.md.table(["model A", "model B", *result.columns],
+                      [[a, b, *(permutation_text(tests[c]) for c in result.columns)]
+                       for (a, b), tests in result.tests.items()])
 
     def invariance(self, env: str, hard: str, result: InvarianceResult) -> None:
         embeddings = {m: (e.points, e.n_id, f"seed {e.seed}; k-NN domain acc. {e.accuracy:.2f}")

@@ -11,6 +11,7 @@ found), in the report's order. Functions that read a run's recorded samples take
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from pvm_mbrl.analysis.measures import (
     Curve,
     ThresholdSummary,
     normalised_return,
+    relative_drop,
     relative_drops,
     smooth_curve,
     steps_to_threshold,
@@ -38,7 +40,9 @@ from pvm_mbrl.analysis.statistics import (
     interpolate_to_common_grid,
     iqm,
     mean_and_standard_error,
+    mean_difference_permutation_test,
     pairwise_permutation_tests,
+    relative_drop_ci,
     stratified_bootstrap_ci,
 )
 from pvm_mbrl.analysis.study import Run, Study
@@ -146,6 +150,12 @@ class ScoreTable:
         """A setting's scores: {model: one score per seed}, models in the order of their first row."""
         part = self.frame[self.frame["setting"] == setting]
         return {model: group["score"].tolist() for model, group in part.groupby("model", sort=False)}
+
+    def by_seed(self, setting: str) -> dict[str, dict[int, float]]:
+        """A setting's scores by model and seed: {model: {seed: score}}."""
+        part = self.frame[self.frame["setting"] == setting]
+        return {model: dict(zip(group["seed"].tolist(), group["score"].tolist(), strict=True))
+                for model, group in part.groupby("model", sort=False)}
 
 
 def run_scores(study: Study, env: str) -> ScoreTable:
@@ -296,23 +306,89 @@ def returns_per_setting(scores: ScoreTable, env: str, models: Sequence[str], opt
 
 @dataclass(frozen=True)
 class DropsResult:
-    """Relative drop from ID of each model in each OOD setting."""
+    """Relative drop from ID of each model in each OOD setting, with paired-bootstrap intervals over seeds."""
 
     settings: list[str]  # the OOD settings
     drops: dict[str, dict[str, float] | str]  # model -> {OOD setting it was evaluated in: drop}, or why undefined
+    intervals: dict[str, dict[str, ConfidenceInterval | str]]  # model -> {OOD setting: 95% CI, or why none}
 
 
-def relative_drop_table(scores: ScoreTable, models: Sequence[str], settings: Sequence[str]) -> DropsResult:
-    """``settings``: the env's settings, ID first."""
+def paired_scores(scores: ScoreTable, model: str, first: str, second: str) -> tuple[list[float], list[float]]:
+    """A model's scores in two settings from the seeds evaluated in both, paired seed by seed."""
+    a, b = scores.by_seed(first).get(model, {}), scores.by_seed(second).get(model, {})
+    seeds = sorted(set(a) & set(b))
+    return [a[s] for s in seeds], [b[s] for s in seeds]
+
+
+def relative_drop_table(scores: ScoreTable, models: Sequence[str], settings: Sequence[str], options: ReportOptions,
+                        ) -> DropsResult:
+    """``settings``: the env's settings, ID first. The intervals resample the seeds evaluated in both settings."""
     by_setting = {s: scores.by_model(s) for s in settings}
     drops: dict[str, dict[str, float] | str] = {}
+    intervals: dict[str, dict[str, ConfidenceInterval | str]] = {}
     for model in models:
         per_setting = {s: v for s in settings if (v := by_setting[s].get(model))}
         try:
             drops[model] = relative_drops(per_setting, settings[0])
         except ValueError as error:
             drops[model] = str(error)
-    return DropsResult(list(settings[1:]), drops)
+        intervals[model] = {}
+        for setting in settings[1:]:
+            id_scores, ood_scores = paired_scores(scores, model, settings[0], setting)
+            if not id_scores:
+                intervals[model][setting] = f"no seed evaluated in both {settings[0]} and {setting}"
+                continue
+            try:
+                intervals[model][setting] = relative_drop_ci(id_scores, ood_scores, options.bootstrap,
+                                                             seed=options.seed)
+            except ValueError as error:
+                intervals[model][setting] = str(error)
+    return DropsResult(list(settings[1:]), drops, intervals)
+
+
+@dataclass(frozen=True)
+class ReturnTestsResult:
+    """Permutation tests between every pair of models on their per-seed scores in each setting and on their
+    per-seed relative drops from ID to the hard OOD setting."""
+
+    columns: list[str]  # the settings, ID first, then the drop to hard OOD
+    tests: dict[tuple[str, str], dict[str, PermutationTestResult | str]]  # (model a, model b) -> column -> test;
+    # empty with fewer than two models
+
+
+def per_seed_drops(scores: ScoreTable, model: str, settings: Sequence[str]) -> list[float]:
+    """A model's relative drop from ID (``settings[0]``) to ``settings[-1]``, one per seed evaluated in both."""
+    id_scores, ood_scores = paired_scores(scores, model, settings[0], settings[-1])
+    return [relative_drop(i, o) for i, o in zip(id_scores, ood_scores, strict=True)]
+
+
+def return_tests(scores: ScoreTable, models: Sequence[str], settings: Sequence[str], options: ReportOptions,
+                 ) -> ReturnTestsResult:
+    """``settings``: the env's settings, ID first and hard OOD last; pairs of ``models`` in their order."""
+    drop_column = f"drop {settings[0]} -> {settings[-1]}"
+
+    def samples(model: str) -> dict[str, list[float] | str]:
+        found: dict[str, list[float] | str] = {s: scores.by_model(s).get(model, []) for s in settings}
+        try:
+            found[drop_column] = per_seed_drops(scores, model, settings)
+        except ValueError as error:
+            found[drop_column] = f"a seed's drop is undefined: {error}"
+        return found
+
+    per_model = {m: samples(m) for m in models}
+    tests: dict[tuple[str, str], dict[str, PermutationTestResult | str]] = {}
+    for a, b in itertools.combinations(models, 2):
+        tests[(a, b)] = {}
+        for column in [*settings, drop_column]:
+            values_a, values_b = per_model[a][column], per_model[b][column]
+            if isinstance(values_a, str) or isinstance(values_b, str):
+                tests[(a, b)][column] = values_a if isinstance(values_a, str) else values_b
+            elif not values_a or not values_b:
+                tests[(a, b)][column] = "not evaluated"
+            else:
+                tests[(a, b)][column] = mean_difference_permutation_test(values_a, values_b, options.permutations,
+                                                                         options.seed)
+    return ReturnTestsResult([*settings, drop_column], tests)
 
 
 # ------------------------------------------------------------------ representations
@@ -499,6 +575,7 @@ class EnvResults:
     returns: Outcome[ReturnsResult]
     forgetting: Outcome[ForgettingResult]
     drops: Outcome[DropsResult] | None = None
+    tests: Outcome[ReturnTestsResult] | None = None
     invariance: Outcome[InvarianceResult] | None = None
     objectness: Outcome[ObjectnessResult] | None = None
     correlations: Outcome[CorrelationResult] | None = None
@@ -520,7 +597,8 @@ def env_results(study: Study, env: str, options: ReportOptions, load: SampleLoad
     if len(settings) < 2:
         return EnvResults(env, settings, **common, forgetting=attempt(lambda: forgetting(runs, models)))
     hard = settings[-1]
-    drops = attempt(lambda: relative_drop_table(scores, models, settings))
+    drops = attempt(lambda: relative_drop_table(scores, models, settings, options))
+    tests = attempt(lambda: return_tests(scores, models, settings, options))
     invariance = attempt(lambda: latent_invariance(runs, models, env, hard, options, load))
     forgotten = attempt(lambda: forgetting(runs, models))
     jaccard = attempt(lambda: objectness_scores(runs, models, load))
@@ -528,7 +606,7 @@ def env_results(study: Study, env: str, options: ReportOptions, load: SampleLoad
                   "k-NN digit accuracy after fine-tuning": forgotten.result.after if forgotten.result else {},
                   f"latent domain-classifier accuracy (ID vs {hard})":
                       invariance.result.accuracy if invariance.result else {}}
-    return EnvResults(env, settings, **common, forgetting=forgotten, drops=drops, invariance=invariance,
+    return EnvResults(env, settings, **common, forgetting=forgotten, drops=drops, tests=tests, invariance=invariance,
                       objectness=jaccard, correlations=attempt(lambda: hard_ood_correlations(scores, hard, properties)),
                       attention=attempt(lambda: attention_inputs(runs, models, env, hard, load)))
 

@@ -3,12 +3,14 @@
 with stratified-bootstrap confidence intervals of Agarwal et al. 2021, "Deep RL at the Edge of the Statistical
 Precipice" (the ``rliable`` package's ``aggregate_iqm`` and ``get_interval_estimates`` with its default percentile
 method, re-implemented here with numpy/scipy: rliable 1.2.0 pulls arch, statsmodels, seaborn and pandas, and the
-arch it resolves fails to import beside pandas 3).
+arch it resolves fails to import beside pandas 3); and, for the returns per evaluation setting, a permutation
+test between two models' per-seed scores and the relative drop from ID with a paired bootstrap interval.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import trim_mean
 
-from pvm_mbrl.analysis.measures import Curve, as_curve, finite_values
+from pvm_mbrl.analysis.measures import Curve, as_curve, finite_values, relative_drop
 
 PERMUTATION_BATCH_ELEMENTS = 1 << 20
 """Permuted mean curves held in memory at once (permutations x grid points) by ``permutation_test``."""
@@ -182,3 +184,69 @@ def mean_and_standard_error(values: ArrayLike) -> tuple[float, float]:
     if array.size < 2:
         raise ValueError(f"a standard error needs at least 2 values, got {array.size}")
     return float(array.mean()), float(array.std(ddof=1) / np.sqrt(array.size))
+
+
+def mean_difference_permutation_test(values_a: ArrayLike, values_b: ArrayLike, num_permutations: int = 10_000,
+                                     seed: int = 0) -> PermutationTestResult:
+    """Two-sided permutation test between two models' scores (one per seed), e.g. their hard-OOD returns.
+
+    Statistic: ``T = |mean(a) - mean(b)|``. Null hypothesis: the model labels are exchangeable. When the
+    ``C(n_a + n_b, n_a)`` splits of the pooled scores into groups of the original sizes number at most
+    ``num_permutations``, every split is evaluated (an exact test; ``p`` = the fraction of splits, the observed one
+    included, with ``T_k >= T``; ``num_permutations`` in the result is then the number of splits); otherwise
+    ``num_permutations`` random splits from a ``numpy`` generator seeded with ``seed`` give
+    ``p = (1 + #{k : T_k >= T}) / (num_permutations + 1)``. Three seeds against three have 20 splits, and the
+    observed split and its mirror always count: p >= 0.1.
+    """
+    a = finite_values(np.atleast_1d(values_a), "values_a")
+    b = finite_values(np.atleast_1d(values_b), "values_b")
+    if num_permutations < 1:
+        raise ValueError(f"num_permutations must be >= 1, got {num_permutations}")
+    pooled = np.concatenate([a, b])
+    size_a, size = a.size, pooled.size
+    observed = abs(a.mean() - b.mean())
+    exact = math.comb(size, size_a) <= num_permutations
+    if exact:
+        chosen = np.array(list(itertools.combinations(range(size), size_a)))
+    else:
+        chosen = np.random.default_rng(seed).permuted(np.tile(np.arange(size), (num_permutations, 1)), axis=1)
+        chosen = chosen[:, :size_a]
+    sums_a = pooled[chosen].sum(axis=1)
+    permuted = np.abs(sums_a / size_a - (pooled.sum() - sums_a) / (size - size_a))
+    # The observed split (and, with equal group sizes, its mirror) must count as ">=" despite rounding.
+    exceed = int(np.count_nonzero(permuted >= observed - 1e-12 * max(1.0, float(np.abs(pooled).max()))))
+    if exact:
+        return PermutationTestResult(float(observed), exceed / len(chosen), len(chosen))
+    return PermutationTestResult(float(observed), (1 + exceed) / (num_permutations + 1), num_permutations)
+
+
+def relative_drop_ci(id_scores: ArrayLike, ood_scores: ArrayLike, num_resamples: int = 50_000,
+                     confidence: float = 0.95, seed: int = 0) -> ConfidenceInterval:
+    """Relative drop from ID to OOD, ``(mean(id) - mean(ood)) / mean(id)``, with a paired bootstrap percentile CI.
+
+    ``id_scores[i]`` and ``ood_scores[i]`` are one seed's normalised returns in the two settings (the same agent),
+    so each of ``num_resamples`` resamples draws seeds with replacement and keeps each seed's pair together. The
+    drop is undefined when the mean ID score is not above 0 (the agent does not beat the random policy in
+    distribution): ValueError for the scores themselves, and also when any resample's ID mean is not above 0 (the
+    interval would be unbounded).
+    """
+    id_array = finite_values(np.atleast_1d(id_scores), "id_scores")
+    ood_array = finite_values(np.atleast_1d(ood_scores), "ood_scores")
+    if id_array.shape != ood_array.shape:
+        raise ValueError(f"id_scores and ood_scores must pair up seed by seed, got {id_array.size} and "
+                         f"{ood_array.size} scores")
+    if id_array.size < 2:
+        raise ValueError(f"a bootstrap over seeds needs at least 2 seeds, got {id_array.size}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if num_resamples < 1:
+        raise ValueError(f"num_resamples must be >= 1, got {num_resamples}")
+    estimate = relative_drop(id_array, ood_array)
+    indices = np.random.default_rng(seed).integers(0, id_array.size, size=(num_resamples, id_array.size))
+    id_means, ood_means = id_array[indices].mean(axis=1), ood_array[indices].mean(axis=1)
+    undefined = np.count_nonzero(id_means <= 0)
+    if undefined:
+        raise ValueError(f"relative drop interval is unbounded: the mean ID normalised return is <= 0 in "
+                         f"{undefined / num_resamples:.1%} of the bootstrap resamples (a seed below random in ID)")
+    low, high = np.percentile((id_means - ood_means) / id_means, [50 * (1 - confidence), 50 * (1 + confidence)])
+    return ConfidenceInterval(estimate, float(low), float(high))
