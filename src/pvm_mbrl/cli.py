@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--study", default=None, help="also add the rows to STUDY/returns.csv")
     report = commands.add_parser("report", help="write STUDY_DIR/report/report.md and .html over all its runs")
     report.add_argument("study_dir")
-    report.add_argument("--out", default=None, help="report directory (default: STUDY_DIR/report)")
+    report.add_argument("--out", default=None,
+                        help="report directory (default: STUDY_DIR/report), or a .md path: its figures go into the "
+                             "folder of the same name")
     defaults = ReportOptions()  # the one home of the report's defaults
     report.add_argument("--curve-key", default=defaults.curve_key, help="metric of the learning curves")
     report.add_argument("--curve-window", type=float, default=defaults.curve_window,

@@ -118,14 +118,15 @@ def test_the_command_line_imports_the_report_settings_without_the_analyses():
 @pytest.mark.slow
 def test_report_of_a_study_with_broken_runs_has_every_table_and_figure(clean_study, tmp_path, capsys):
     root = break_study(shutil.copytree(clean_study, tmp_path / "broken"))
-    assert main(["report", str(root), "--curve-window", "5000", "--threshold-window", "5000", "--permutations",
-                 "500", "--bootstrap", "2000"]) == 0
+    docs = tmp_path / "docs" / "results"  # a .md path: figures into docs/results/broken/, linked from broken.md
+    assert main(["report", str(root), "--out", str(docs / "broken.md"), "--curve-window", "5000",
+                 "--threshold-window", "5000", "--permutations", "500", "--bootstrap", "2000"]) == 0
     assert "[report] wrote" in capsys.readouterr().out
-    report = (root / "report" / "report.md").read_text()
-    figures = sorted(p.name for p in (root / "report" / "figures").iterdir())
+    report = (docs / "broken.md").read_text()
+    figures = sorted(p.name for p in (docs / "broken").iterdir())
     assert [f.split("_fig")[1].split("_")[0] for f in figures] == ["2", "3", "4", "5", "6", "7"]
     for name in figures:
-        assert f"figures/{name}" in report
+        assert f"](broken/{name})" in report
     for heading in ("Table III", "Permutation tests", "IQM", "Relative drop", "domain-classifier accuracy",
                     "Forgetting", "Jaccard index", "Table IV", "Problems found"):
         assert heading in report, heading
@@ -136,5 +137,5 @@ def test_report_of_a_study_with_broken_runs_has_every_table_and_figure(clean_stu
     # (0.6 - 0.58) / 0.6, (0.6 - 0.5) / 0.6; seed by seed .02 / .61 to .02 / .59 and .1 / .61 to .1 / .59
     assert "| efficientnet_lite0 frozen | 3% [3%, 3%] | 17% [16%, 17%] |" in report
     assert "### Headline: ID vs OOD returns" in report and "### Permutation tests on returns" in report
-    assert "<table>" in (root / "report" / "report.html").read_text()
+    assert "<table>" in (docs / "broken.html").read_text()
     assert len(pd.read_csv(root / "returns.csv")) == (12 - 1) * 3 * EPISODES - EPISODES

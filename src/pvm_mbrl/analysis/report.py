@@ -26,21 +26,30 @@ from pvm_mbrl.analysis.report_options import ReportOptions
 REPORT_DIR = "report"
 
 
-def write_report(study_dir: str | Path, out_dir: str | Path | None = None,
+def write_report(study_dir: str | Path, out: str | Path | None = None,
                  options: ReportOptions | None = None) -> tuple[Path, Path]:
-    """Read the study, write ``returns.csv`` in it and ``report.md`` + ``report.html`` (+ figures) in ``out_dir``
-    (default ``STUDY_DIR/report``); returns the two report paths."""
+    """Read the study, write ``returns.csv`` in it and the report; returns the Markdown and HTML paths.
+
+    ``out`` is a directory (default ``STUDY_DIR/report``) that gets ``report.md``, ``report.html`` and
+    ``figures/``, or a ``.md`` path, e.g. ``docs/results/dmc-shift.md``: the HTML goes beside it and the figures
+    into the folder of its name without the suffix (``docs/results/dmc-shift/``), so the report can live in a
+    documentation tree.
+    """
     from pvm_mbrl.analysis.report_render import html, render_report
     from pvm_mbrl.analysis.report_results import study_results
     from pvm_mbrl.analysis.study import read_study
 
     study = read_study(study_dir)
-    out = Path(out_dir) if out_dir else study.path / REPORT_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    target = Path(out) if out else study.path / REPORT_DIR
+    if target.suffix == ".md":
+        md_path, figures_dir = target, target.with_suffix("")
+    else:
+        md_path, figures_dir = target / "report.md", target / "figures"
+    md_path.parent.mkdir(parents=True, exist_ok=True)
     study.write_table()
     options = options or ReportOptions()
-    text = render_report(study, study_results(study, options), out, options)
-    md_path, html_path = out / "report.md", out / "report.html"
+    text = render_report(study, study_results(study, options), md_path.parent, options, figures_dir)
+    html_path = md_path.with_suffix(".html")
     md_path.write_text(text)
     html_path.write_text(html(text, f"Study report: {study.path.name}"))
     return md_path, html_path

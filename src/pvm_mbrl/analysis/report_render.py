@@ -92,11 +92,12 @@ def evaluated_text(run: Run) -> str:
 
 
 class ReportRenderer:
-    """Writes the report of one study into ``out_dir`` (figures under ``out_dir/figures``) from its results."""
+    """Writes the report of one study into ``out_dir`` (figures under ``figures_dir``, default ``out_dir/figures``,
+    linked relative to ``out_dir``) from its results."""
 
-    def __init__(self, study: Study, out_dir: Path, options: ReportOptions):
+    def __init__(self, study: Study, out_dir: Path, options: ReportOptions, figures_dir: Path | None = None):
         self.study, self.out, self.options = study, out_dir, options
-        self.figures = out_dir / "figures"
+        self.figures = figures_dir or out_dir / "figures"
         self.md = Markdown()
         self.problems = list(study.problems)
 
@@ -314,9 +315,11 @@ class ReportRenderer:
                                        f"averaged over heads; others: gradient saliency) on an ID and a {hard} frame")
 
 
-def render_report(study: Study, results: Sequence[EnvResults], out_dir: Path, options: ReportOptions) -> str:
-    """The report's Markdown text; its figures are written under ``out_dir/figures``."""
-    return ReportRenderer(study, out_dir, options).render(results)
+def render_report(study: Study, results: Sequence[EnvResults], out_dir: Path, options: ReportOptions,
+                  figures_dir: Path | None = None) -> str:
+    """The report's Markdown text, to be saved in ``out_dir``; its figures are written under ``figures_dir``
+    (default ``out_dir/figures``)."""
+    return ReportRenderer(study, out_dir, options, figures_dir).render(results)
 
 
 def html(markdown_text: str, title: str) -> str:
