@@ -61,16 +61,18 @@ def test_learning_shows_thresholds_then_why_the_permutation_tests_are_missing(tm
 def test_headline_gathers_iqm_drop_and_tests_against_the_first_model(tmp_path):
     report = renderer(tmp_path)
     ci = ConfidenceInterval
-    returns = ReturnsResult(True, ["id", "hard"], ["cnn", "pvm", "new"],
+    returns = ReturnsResult(True, ["id", "hard"], ["cnn", "pvm", "new", "one"],
                             {"id": {"cnn": MeanSE(0.8, 0.1, 3), "pvm": MeanSE(0.6, 0.1, 3),
-                                    "new": MeanSE(0.7, np.nan, 1)},
-                             "hard": {"cnn": MeanSE(0.1, 0.1, 3), "pvm": MeanSE(0.5, 0.1, 3)}},
+                                    "new": MeanSE(0.7, np.nan, 1), "one": MeanSE(0.4, np.nan, 1)},
+                             "hard": {"cnn": MeanSE(0.1, 0.1, 3), "pvm": MeanSE(0.5, 0.1, 3),
+                                      "one": MeanSE(0.3, np.nan, 1)}},
                             {"cnn": {"id": ci(0.8, 0.7, 0.9), "hard": ci(0.1, 0.0, 0.2)},
                              "pvm": {"id": ci(0.6, 0.5, 0.7), "hard": ci(0.5, 0.4, 0.6)},
-                             "new": {"id": None, "hard": None}})
-    drops = DropsResult(["hard"], {"cnn": {"hard": 0.875}, "pvm": {"hard": 1 / 6}, "new": "not evaluated in hard"},
+                             "new": {"id": None, "hard": None}, "one": {"id": None, "hard": None}})
+    drops = DropsResult(["hard"], {"cnn": {"hard": 0.875}, "pvm": {"hard": 1 / 6}, "new": "not evaluated in hard",
+                                   "one": {"hard": 0.25}},
                         {"cnn": {"hard": ci(0.875, 0.75, 1.0)}, "pvm": {"hard": ci(1 / 6, 0.0, 0.3)},
-                         "new": {"hard": "needs 2 seeds"}})
+                         "new": {"hard": "needs 2 seeds"}, "one": {"hard": "needs 2 seeds"}})
     column = "drop id -> hard"
     tests = ReturnTestsResult(["id", "hard", column], {
         ("cnn", "pvm"): {"id": PermutationTestResult(0.2, 0.3, 20), "hard": PermutationTestResult(0.4, 0.1, 20),
@@ -87,6 +89,7 @@ def test_headline_gathers_iqm_drop_and_tests_against_the_first_model(tmp_path):
     assert "| cnn | 0.8 [0.7, 0.9] | 0.1 [0, 0.2] | 88% [75%, 100%] | — | — |" in lines  # no test against itself
     assert "| pvm | 0.6 [0.5, 0.7] | 0.5 [0.4, 0.6] | 17% [0%, 30%] | 0.1 | 0.1 |" in lines
     assert "| new | 0.7 (n=1) | — | — | — | — |" in lines  # one seed: its score; not evaluated in hard
+    assert "| one | 0.4 (n=1) | 0.3 (n=1) | 25% | — | — |" in lines  # one seed: its drop, no interval
 
 
 def test_return_tests_show_statistic_and_p_or_why_not(tmp_path):

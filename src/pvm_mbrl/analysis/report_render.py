@@ -228,8 +228,9 @@ class ReportRenderer:
                             else mean_se_text(returns.summary[s][model]) if model in returns.summary[s] else "—"
                             for s in returns.settings)]
             if drops is not None:
-                interval = drops.intervals[model].get(hard, "not evaluated")
-                row.append(ci_text(interval, percent=True) if isinstance(interval, ConfidenceInterval) else "—")
+                interval, drop = drops.intervals[model].get(hard), drops.drops[model]
+                row.append(ci_text(interval, percent=True) if isinstance(interval, ConfidenceInterval)
+                           else f"{100 * drop[hard]:.0f}%" if isinstance(drop, dict) and hard in drop else "—")
             if tests is not None:
                 pair = tests.tests.get((baseline, model), {})
                 row += ["—" if not isinstance(t := pair.get(c), PermutationTestResult) else fmt(t.p_value, 2)
@@ -239,7 +240,8 @@ class ReportRenderer:
         self.md.add(f"IQM of the {label} over seeds with a 95% stratified-bootstrap interval; relative drop from "
                     f"{ID_SUITE} to {hard} with a paired-bootstrap interval over seeds; two-sided permutation-test "
                     f"p-values against {baseline} on the {hard} return and on the per-seed drop (cells without an "
-                    f"interval or test: see the sections below for why; a single seed shows its score, n=1).")
+                    f"interval or test: see the sections below for why; a single seed shows its score, n=1, and its "
+                    f"drop).")
         self.md.table(headers, rows)
 
     def drops(self, result: DropsResult) -> None:
