@@ -1,4 +1,5 @@
-"""retain_freed_memory: large allocations come from the reusable heap instead of fresh mmaps."""
+"""retain_freed_memory: large allocations come from the reusable heap instead of fresh mmaps;
+release_freed_memory hands what was kept back to the system."""
 
 import subprocess
 import sys
@@ -33,3 +34,24 @@ def mmapped_bytes_with_live_block(mode: str) -> int:
 def test_large_blocks_leave_mmap_once_retained():
     assert mmapped_bytes_with_live_block("default") >= 64 * 2**20
     assert mmapped_bytes_with_live_block("retain") < 2**20
+
+
+RELEASE_PROBE = """
+import numpy as np
+from pvm_mbrl.training.allocator import release_freed_memory, retain_freed_memory
+def rss():
+    return int([line for line in open("/proc/self/status") if line.startswith("VmRSS")][0].split()[1]) * 1024
+assert retain_freed_memory()
+blocks = [np.ones(2**20, np.uint8) for _ in range(256)]  # 256 MB in heap blocks, touched
+del blocks
+kept = rss()
+assert release_freed_memory()
+print(kept, rss())
+"""
+
+
+@pytest.mark.skipif(_glibc() is None, reason="glibc's malloc_trim only")
+def test_release_hands_retained_memory_back():
+    out = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True, check=True)
+    kept, released = map(int, out.stdout.split())
+    assert kept - released > 200 * 2**20  # the freed 256 MB stayed in the process until released

@@ -85,6 +85,7 @@ def execute_run(study_dir: Path, plan: StudyPlan, spec: RunSpec) -> dict:
 def _attempt(study_dir: Path, plan: StudyPlan, spec: RunSpec, run_dir: Path) -> dict:
     from pvm_mbrl.evaluation.settings import EvaluationSettings
     from pvm_mbrl.evaluation.suites import evaluate_suites
+    from pvm_mbrl.training.allocator import release_freed_memory
     from pvm_mbrl.training.loop import train
 
     files = RunDir(run_dir)
@@ -103,6 +104,7 @@ def _attempt(study_dir: Path, plan: StudyPlan, spec: RunSpec, run_dir: Path) -> 
             if not files.trained(cfg.steps):
                 print(f"[study] {spec.name}: training to {cfg.steps:,} env steps", flush=True)
                 train(cfg)
+                release_freed_memory()  # training kept its freed memory for reuse; evaluation does not need it
             env_steps = files.trained_steps()
             if not files.trained(cfg.steps):
                 raise RuntimeError(f"training stopped at {env_steps:,} env steps ({files.status().get('state')}); "
