@@ -206,7 +206,7 @@ class ReportRenderer:
         self.md.add("IQM over seeds with a 95% stratified-bootstrap confidence interval (Agarwal et al. 2021).")
         self.md.table(["model", *settings],
                       [[m, *("— (needs 2 seeds)" if (ci := result.iqm[m][s]) is None
-                             else f"{fmt(ci.estimate)} [{fmt(ci.low)}, {fmt(ci.high)}]" for s in settings)]
+                             else ci_text(ci) for s in settings)]
                        for m in result.models])
 
     def headline(self, results: EnvResults) -> None:

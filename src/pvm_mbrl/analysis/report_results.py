@@ -366,9 +366,10 @@ def return_tests(scores: ScoreTable, models: Sequence[str], settings: Sequence[s
                  ) -> ReturnTestsResult:
     """``settings``: the env's settings, ID first and hard OOD last; pairs of ``models`` in their order."""
     drop_column = f"drop {settings[0]} -> {settings[-1]}"
+    by_setting = {s: scores.by_model(s) for s in settings}
 
     def samples(model: str) -> dict[str, list[float] | str]:
-        found: dict[str, list[float] | str] = {s: scores.by_model(s).get(model, []) for s in settings}
+        found: dict[str, list[float] | str] = {s: by_setting[s].get(model, []) for s in settings}
         try:
             found[drop_column] = per_seed_drops(scores, model, settings)
         except ValueError as error:
