@@ -180,10 +180,10 @@ def report_notes(plan: StudyPlan) -> tuple[str, ...]:
     edited = f" (edited on the command line: `{' '.join(plan.overrides)}`)" if plan.overrides else ""
     notes = [f"Study preset `{plan.preset}`{edited}: {plan.description}"]
     if not plan.conclusive:
-        notes.append("**This study is a pipeline check, far too small for conclusions**: a few thousand env steps, "
-                     "one seed and a tiny model cannot separate the encoders; its numbers show that every stage "
-                     "runs, not what the paper found. Use `dmc-shift` (its comparison at CPU scale) or the `paper` "
-                     "(or `offline-paper`) preset for results.")
+        notes.append("**This study is a pipeline check, far too small for conclusions**: tens of thousands of "
+                     "env steps, one seed and a tiny model cannot separate the encoders; its numbers show that every "
+                     "stage runs, not what the paper found. Use `dmc-shift` (its comparison at CPU scale) or the "
+                     "`paper` (or `offline-paper`) preset for results.")
     return tuple(notes)
 
 
