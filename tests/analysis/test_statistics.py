@@ -8,6 +8,7 @@ from pvm_mbrl.analysis.statistics import (
     mean_difference_permutation_test,
     pairwise_permutation_tests,
     permutation_test,
+    random_splits,
     relative_drop_ci,
     stratified_bootstrap_ci,
 )
@@ -37,6 +38,16 @@ def test_interpolate_to_common_grid_rejects_bad_input():
         interpolate_to_common_grid([([0, 10], [0.0, 1.0]), ([20, 30], [0.0, 1.0])])
     with pytest.raises(ValueError, match="2 steps, 3 values"):
         interpolate_to_common_grid([([0, 10], [0.0, 1.0, 2.0])])
+
+
+def test_random_splits_draw_every_split_of_the_pool_uniformly():
+    splits = random_splits(4, 2, 6_000, seed=0)
+    assert splits.shape == (6_000, 2)
+    pairs = [tuple(sorted(row)) for row in splits.tolist()]
+    counts = {pair: pairs.count(pair) for pair in set(pairs)}
+    assert sorted(counts) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]  # the C(4, 2) = 6 splits, each ~1/6
+    assert all(abs(count - 1_000) < 150 for count in counts.values()), counts
+    np.testing.assert_array_equal(splits, random_splits(4, 2, 6_000, seed=0))
 
 
 def test_permutation_statistic_is_the_area_between_mean_curves():

@@ -59,6 +59,13 @@ class PermutationTestResult:
     num_permutations: int
 
 
+def random_splits(size: int, size_a: int, num_splits: int, seed: int) -> np.ndarray:
+    """``num_splits`` random relabellings of ``size`` pooled samples: each row holds the indices of group a (``size_a``
+    of them), from a ``numpy`` generator seeded with ``seed``."""
+    orders = np.random.default_rng(seed).permuted(np.tile(np.arange(size), (num_splits, 1)), axis=1)
+    return orders[:, :size_a]
+
+
 def permutation_test(curves_a: Sequence[Curve], curves_b: Sequence[Curve], num_permutations: int = 10_000,
                      seed: int = 0) -> PermutationTestResult:
     """Permutation test between two models' learning curves (one per seed), the paper's test with N = 10K.
@@ -86,10 +93,8 @@ def permutation_test(curves_a: Sequence[Curve], curves_b: Sequence[Curve], num_p
         return np.abs(sums_a / size_a - (total - sums_a) / size_b) @ weights
 
     observed = float(areas(np.repeat([1.0, 0.0], [size_a, size_b])[None])[0])
-    rng = np.random.default_rng(seed)
-    orders = rng.permuted(np.tile(np.arange(size_a + size_b), (num_permutations, 1)), axis=1)
-    membership = np.zeros(orders.shape)
-    np.put_along_axis(membership, orders[:, :size_a], 1.0, axis=1)
+    membership = np.zeros((num_permutations, size_a + size_b))
+    np.put_along_axis(membership, random_splits(size_a + size_b, size_a, num_permutations, seed), 1.0, axis=1)
     batch = max(1, PERMUTATION_BATCH_ELEMENTS // grid.size)
     permuted = np.concatenate([areas(membership[i:i + batch]) for i in range(0, num_permutations, batch)])
     # Splits equal to the observed one (or, with equal group sizes, its mirror) count as ">=" despite rounding.
@@ -209,8 +214,7 @@ def mean_difference_permutation_test(values_a: ArrayLike, values_b: ArrayLike, n
     if exact:
         chosen = np.array(list(itertools.combinations(range(size), size_a)))
     else:
-        chosen = np.random.default_rng(seed).permuted(np.tile(np.arange(size), (num_permutations, 1)), axis=1)
-        chosen = chosen[:, :size_a]
+        chosen = random_splits(size, size_a, num_permutations, seed)
     sums_a = pooled[chosen].sum(axis=1)
     permuted = np.abs(sums_a / size_a - (pooled.sum() - sums_a) / (size - size_a))
     # The observed split (and, with equal group sizes, its mirror) must count as ">=" despite rounding.
