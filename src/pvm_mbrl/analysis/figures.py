@@ -62,10 +62,14 @@ def plot_bars(groups: Mapping[str, Mapping[str, tuple[float, float]]], ylabel: s
     for i, model in enumerate(models):
         xs = [g for g, bars in enumerate(groups.values()) if model in bars]
         means = [bars[model][0] for bars in groups.values() if model in bars]
-        errors = [bars[model][1] for bars in groups.values() if model in bars]
-        errors = [0.0 if not np.isfinite(e) else e for e in errors]
-        ax.bar(np.array(xs) + (i - (len(models) - 1) / 2) * width, means, width, yerr=errors, color=colours[model],
-               label=model, ecolor="black", capsize=3)
+        errors = np.array([bars[model][1] for bars in groups.values() if model in bars], dtype=float)
+        centres = np.array(xs) + (i - (len(models) - 1) / 2) * width
+        ax.bar(centres, means, width, color=colours[model], label=model)
+        # a zero-length bar would still draw its caps and read as "no spread"; NaN (e.g. one seed) means unknown
+        drawn = np.isfinite(errors)
+        if drawn.any():
+            ax.errorbar(centres[drawn], np.array(means)[drawn], yerr=errors[drawn], fmt="none", ecolor="black",
+                        capsize=3)
     ax.set_xticks(range(len(groups)), list(groups))
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_ylabel(ylabel)

@@ -197,7 +197,8 @@ class ReportRenderer:
                  else "mean return (no normalisation constants for this family)")
         path = figures.plot_bars({s: bars(result.summary[s]) for s in settings}, label,
                                  self.figure_path(env, "fig4_returns"))
-        self.md.figure(path, self.out, f"Fig. 4: {label} per setting, mean over seeds ± standard error")
+        self.md.figure(path, self.out, f"Fig. 4: {label} per setting, mean over seeds ± standard error "
+                                       "(no error bar for a single seed)")
         self.md.add(f"{label.capitalize()} per setting: mean ± standard error over seeds (each seed: the mean over "
                     f"its evaluation episodes; a group averages its suites).")
         self.md.table(["model", *settings],
