@@ -90,6 +90,7 @@ def test_headline_gathers_iqm_drop_and_tests_against_the_first_model(tmp_path):
     assert "| pvm | 0.6 [0.5, 0.7] | 0.5 [0.4, 0.6] | 17% [0%, 30%] | 0.1 | 0.1 |" in lines
     assert "| new | 0.7 (n=1) | — | — | — | — |" in lines  # one seed: its score; not evaluated in hard
     assert "| one | 0.4 (n=1) | 0.3 (n=1) | 25% | — | — |" in lines  # one seed: its drop, no interval
+    assert any("p cannot fall below 2 / C(2n, n)" in line and "0.1 for three" in line for line in lines)
 
 
 def test_return_tests_show_statistic_and_p_or_why_not(tmp_path):
