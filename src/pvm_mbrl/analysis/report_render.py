@@ -242,8 +242,8 @@ class ReportRenderer:
                     f"{ID_SUITE} to {hard} with a paired-bootstrap interval over seeds; two-sided permutation-test "
                     f"p-values against {baseline} on the {hard} return and on the per-seed drop (cells without an "
                     f"interval or test: see the sections below for why; a single seed shows its score, n=1, and its "
-                    f"drop). The tests are exact over every split of the seeds, so p cannot fall below 2 / C(2n, n) "
-                    f"with n seeds per model: 1 for one seed each, 0.33 for two, 0.1 for three.")
+                    f"drop). With n seeds per model only C(2n, n) splits of the seeds exist, so p cannot fall below "
+                    f"2 / C(2n, n): 1 for one seed each, 0.33 for two, 0.1 for three.")
         self.md.table(headers, rows)
 
     def drops(self, result: DropsResult) -> None:
