@@ -52,6 +52,9 @@ def test_train_step_reports_every_loss_and_updates_weights(tiny_config, discrete
         batch["action"] = np.eye(3, dtype=np.float32)[np.random.default_rng(0).integers(0, 3, (2, 8))]
     metrics, latents = agent.train_step(batch)
     assert latents == {}  # no replay context in this batch: nothing to write back
+    if tiny_config.optim.warmup:  # the warm-up's first update has rate 0 (as optax's): weights move from the second
+        assert all(torch.equal(v, before[k]) for k, v in agent.state_dict().items() if "critic" in k or "rssm" in k)
+        metrics, _ = agent.train_step(batch)
     for key in ("rec", "rew", "con", "dyn", "rep", "policy", "value", "repval"):
         assert np.isfinite(metrics[f"loss/{key}"]), key
     assert metrics["loss/dyn"] >= 1.0 and metrics["loss/rep"] >= 1.0  # free nats

@@ -24,6 +24,14 @@ def test_unimix_mixes_in_one_percent_uniform():
         unimix_logits(logits, 1.5)
 
 
+def test_policy_without_unimix_stays_finite_at_extreme_logits():
+    # softmax of [0, -200] underflows to exactly 0 in float32: log(softmax) gave -inf and 0 * -inf = NaN entropy
+    dist = OneHotCategorical(torch.tensor([[0.0, -200.0]]))
+    assert dist.logits[0, 1].item() == pytest.approx(-200.0)
+    assert dist.entropy().item() == 0.0
+    assert dist.log_prob(torch.tensor([[0.0, 1.0]])).item() == pytest.approx(-200.0)
+
+
 def test_categorical_kl_hand_value():
     lhs = torch.log(torch.tensor([0.5, 0.5]))
     rhs = torch.log(torch.tensor([0.25, 0.75]))

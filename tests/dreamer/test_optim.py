@@ -16,6 +16,21 @@ def test_warmup_is_linear():
     assert warmup_lr(1e-3, 5000, 1000) == 1e-3
 
 
+def test_warmup_first_update_has_rate_zero_as_optax():
+    # optax.linear_schedule(0, lr, warmup) at counts 0, 1, 2 (DreamerV3's ramp): 0, lr / warmup, 2 lr / warmup
+    param = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimiser = LaProp([param], lr=0.1, agc=0.0, warmup=4)
+    moved = []
+    for _ in range(3):
+        param.grad = torch.tensor([1.0, -1.0])
+        before = param.detach().clone()
+        optimiser.step()
+        moved.append((before - param.detach()).abs()[0].item())
+    assert moved[0] == 0.0 and optimiser.state[param]["m"].abs().sum() > 0  # no move, moments accumulate
+    # constant gradient: bias-corrected momentum of g / |g| is 1, so the move is the scheduled rate
+    assert moved[1:] == pytest.approx([0.1 / 4, 0.2 / 4])
+
+
 def test_laprop_first_step_moves_by_lr_times_sign():
     param = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
     optimiser = LaProp([param], lr=0.1, agc=0.0, warmup=0)
@@ -34,7 +49,7 @@ def reference_laprop_step(params, states, lr, b1, b2, eps, agc, warmup):
         state["v"] = b2 * state.get("v", torch.zeros_like(p)) + (1 - b2) * grad**2
         denom = (state["v"] / (1 - b2**t)).sqrt() + eps
         state["m"] = b1 * state.get("m", torch.zeros_like(p)) + (1 - b1) * grad / denom
-        p.data -= warmup_lr(lr, t, warmup) / (1 - b1**t) * state["m"]
+        p.data -= warmup_lr(lr, t - 1, warmup) / (1 - b1**t) * state["m"]
 
 
 def test_multi_tensor_step_matches_the_per_tensor_reference():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pvm_mbrl.replay.buffer import ReplayBuffer
+from pvm_mbrl.replay.buffer import ReplayBuffer, close_abandoned_episodes
 
 
 def fill(buffer, steps, streams=1):
@@ -33,6 +33,23 @@ def test_capacity_evicts_oldest_and_sequences_cross_episode_boundaries():
     assert batch["t"].min() >= 25 and batch["t"].max() == 44  # only the newest 20 steps; all starts hit
     assert np.all(np.diff(batch["t"], axis=1) == 1)  # contiguous across the ring's wrap-around
     assert batch["is_first"][:, 1:].any()  # chunks may contain an episode start (RSSM resets there)
+
+
+def test_close_abandoned_episodes_hand_values():
+    is_first = np.array([[1, 0, 0, 1, 0], [0, 0, 1, 0, 0]], bool)
+    is_last = np.array([[0, 0, 1, 0, 0], [0, 0, 0, 0, 1]], bool)  # row 1's first episode ends without is_last
+    expected = np.array([[0, 0, 1, 0, 0], [0, 1, 0, 0, 1]], bool)  # the last column has no next step to read
+    assert np.array_equal(close_abandoned_episodes(is_first, is_last), expected)
+
+
+def test_sampled_batches_close_an_episode_cut_short():
+    buffer = ReplayBuffer(capacity=40, seed=0)
+    for t in range(30):  # episodes start at 0 and 10 (ended properly at 9), and at 17 (the one before cut short)
+        buffer.add({"t": np.array([t]), "is_first": np.array([t in (0, 10, 17)]), "is_last": np.array([t == 9])})
+    batch = buffer.sample(200, 6)
+    cut = (batch["t"] == 16) & (np.arange(6) < 5)  # seen only where the batch holds the next step too
+    assert cut.any() and np.array_equal(batch["is_last"], (batch["t"] == 9) | cut)
+    assert not buffer.data["is_last"][0, 16]  # what is stored stays as recorded
 
 
 def test_bytes_per_step_and_errors():

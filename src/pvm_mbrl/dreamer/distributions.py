@@ -18,9 +18,9 @@ def unimix_logits(logits: torch.Tensor, unimix: float) -> torch.Tensor:
     """
     if not 0.0 <= unimix < 1.0:
         raise ValueError(f"unimix must be in [0, 1), got {unimix}")
-    probs = F.softmax(logits.float(), -1)
-    if unimix > 0:
-        probs = (1.0 - unimix) * probs + unimix / logits.shape[-1]
+    if unimix == 0:  # log_softmax, not log(softmax): a class with probability 0 in float gets a finite log-prob
+        return F.log_softmax(logits.float(), -1)
+    probs = (1.0 - unimix) * F.softmax(logits.float(), -1) + unimix / logits.shape[-1]
     return torch.log(probs)
 
 

@@ -21,16 +21,20 @@ def gradients_finite(params) -> torch.Tensor:
     return torch.isfinite(torch.stack(torch._foreach_norm(grads, ord=float("inf")))).all()
 
 
-def warmup_lr(lr: float, step: int, warmup: int) -> float:
-    """Linear warm-up from 0 to ``lr`` over ``warmup`` updates."""
-    return lr if warmup <= 0 else lr * min(1.0, step / warmup)
+def warmup_lr(lr: float, done: int, warmup: int) -> float:
+    """Linear warm-up from 0 to ``lr`` over ``warmup`` updates, ``done`` of which came before this one.
+
+    As optax's ``linear_schedule(0, lr, warmup)`` that DreamerV3 uses: it reads the count before the update, so
+    the first update has rate 0 (its moments still accumulate).
+    """
+    return lr if warmup <= 0 else lr * min(1.0, done / warmup)
 
 
 class LaProp(torch.optim.Optimizer):
     """LaProp (Ziyin et al. 2020): momentum over RMS-normalised gradients, with AGC before it.
 
     update = m_hat, m = b1 m + (1 - b1) g / (sqrt(v_hat) + eps), v = b2 v + (1 - b2) g^2.
-    Each group's ``lr`` is its peak rate; the warm-up scales it by ``min(1, step / warmup)``.
+    Each group's ``lr`` is its peak rate; the warm-up scales it by ``min(1, (step - 1) / warmup)``.
     """
 
     def __init__(self, params, lr: float = 4e-5, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-20,
@@ -71,5 +75,5 @@ class LaProp(torch.optim.Optimizer):
         torch._foreach_add_(denom, group["eps"])
         torch._foreach_mul_(ms, b1)
         torch._foreach_addcdiv_(ms, grads, denom, value=1 - b1)
-        step_size = warmup_lr(group["lr"], t, group["warmup"]) / (1 - b1**t)
+        step_size = warmup_lr(group["lr"], t - 1, group["warmup"]) / (1 - b1**t)
         torch._foreach_add_(params, [m.to(p.dtype) for m, p in zip(ms, params, strict=True)], alpha=-step_size)

@@ -30,6 +30,14 @@ CHUNK_PATTERN = re.compile(r"stream(\d+)_(\d+)_(\d+)\.npz$")
 STORAGE_MODES = ("memory", "disk")
 
 
+def close_abandoned_episodes(is_first: np.ndarray, is_last: np.ndarray) -> np.ndarray:
+    """``is_last`` also set at every step followed by an ``is_first`` ``[B, T]``, as DreamerV3's replay does: an
+    episode cut short (a resumed run starts a new one) must not have its return run on into the next."""
+    next_is_first = np.zeros_like(is_first)
+    next_is_first[:, :-1] = is_first[:, 1:]
+    return is_last | next_is_first
+
+
 def save_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
@@ -140,7 +148,10 @@ class ReplayBuffer:
 
     def gather(self, positions: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
         stream, rows = positions
-        return {k: v[stream[:, None], rows] for k, v in self.data.items()}
+        batch = {k: v[stream[:, None], rows] for k, v in self.data.items()}
+        if "is_first" in batch and "is_last" in batch:
+            batch["is_last"] = close_abandoned_episodes(batch["is_first"], batch["is_last"])
+        return batch
 
     def write(self, positions: tuple[np.ndarray, np.ndarray], values: dict[str, np.ndarray]) -> None:
         """Overwrite stored keys at sampled positions (values ``[B, length, ...]``).
