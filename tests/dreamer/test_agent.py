@@ -64,6 +64,19 @@ def test_train_step_reports_every_loss_and_updates_weights(tiny_config, discrete
     assert any(k.startswith("actor_critic.slow_critic") for k in changed)
 
 
+def test_a_batch_without_context_starts_an_episode_at_its_first_step(tiny_config):
+    # the official sampler sets is_first[:, 0]: the zero start state also gets a zero previous action
+    batches = [random_batch(), random_batch()]
+    batches[1]["is_first"][:, 0] = False  # a chunk sampled from mid-episode, as replay hands it over
+    losses = []
+    for batch in batches:
+        torch.manual_seed(0)
+        metrics, _ = Agent(tiny_config, OBS, action_dim=1, discrete=False).train_step(batch)
+        losses.append(metrics["loss/rec"])
+    assert losses[0] == losses[1]
+    assert not batches[1]["is_first"][:, 0].any()  # the caller's batch is left as it was
+
+
 def test_reward_and_critic_outputs_start_at_zero(tiny_config):
     agent = Agent(tiny_config, OBS, action_dim=1, discrete=False)
     feat = torch.randn(4, agent.world_model.rssm.feature_dim)

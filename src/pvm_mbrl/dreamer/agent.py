@@ -183,6 +183,9 @@ class Agent(nn.Module):
             context = self.world_model.rssm.state_from_entry(data.pop("latent_deter")[:, 0],
                                                               data.pop("latent_stoch")[:, 0])
             data = {k: v[:, 1:] for k, v in data.items()}
+        else:  # as the official sampler marks it: without a stored start state, begin from zero state and action
+            data["is_first"] = data["is_first"].clone()
+            data["is_first"][:, 0] = True
         data["action"] = data["action"].float()
         data["reward"] = data["reward"].float()
         self.train()
