@@ -17,6 +17,7 @@ def fill(buffer, steps, streams=1):
 def test_samples_are_contiguous_and_from_one_stream():
     buffer = ReplayBuffer(capacity=300, num_streams=3, seed=0)
     fill(buffer, 50, streams=3)
+    assert buffer.sequences(8) == 3 * 43  # starts 0..42 in each stream, as DreamerV3 counts its items
     batch = buffer.sample(64, 8)
     assert batch["t"].shape == (64, 8) and batch["image"].shape == (64, 8, 4, 4, 3)
     assert np.all(np.diff(batch["t"], axis=1) == 1)
@@ -28,7 +29,7 @@ def test_samples_are_contiguous_and_from_one_stream():
 def test_capacity_evicts_oldest_and_sequences_cross_episode_boundaries():
     buffer = ReplayBuffer(capacity=20, num_streams=1, seed=0)
     fill(buffer, 45)
-    assert len(buffer) == 20
+    assert len(buffer) == 20 and buffer.sequences(5) == 16 and buffer.sequences(21) == 0
     batch = buffer.sample(500, 5)
     assert batch["t"].min() >= 25 and batch["t"].max() == 44  # only the newest 20 steps; all starts hit
     assert np.all(np.diff(batch["t"], axis=1) == 1)  # contiguous across the ring's wrap-around

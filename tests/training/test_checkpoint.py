@@ -84,10 +84,10 @@ def test_updates_write_their_posteriors_back_to_replay(tiny_overrides):
     trainer = Trainer(compose_config([*tiny_overrides, *SHORT, "steps=80"]))
     trainer.run()
     before = {k: v.copy() for k, v in trainer.replay.data.items()}
+    trainer.replay.online_queue.clear()  # uniform draws only, so the same seed gives the update the same rows
     trainer.replay.rng = np.random.default_rng(123)
     stream, rows = trainer.replay.sample_positions(trainer.cfg.batch_size, trainer.sequence_length)
     trainer.replay.rng = np.random.default_rng(123)
-    trainer.replay.online_queue.clear()
     trainer.update()
     changed = np.flatnonzero((trainer.replay.data["latent_deter"][0] != before["latent_deter"][0]).any(-1))
     written = set(rows[:, 1:].ravel().tolist())

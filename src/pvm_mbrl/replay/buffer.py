@@ -116,14 +116,21 @@ class ReplayBuffer:
         """``batch_size`` contiguous chunks of ``length`` steps (see :meth:`sample_positions`)."""
         return self.gather(self.sample_positions(batch_size, length))
 
+    def _starts_per_stream(self, length: int) -> np.ndarray:
+        return np.maximum(np.minimum(self.totals, self.stream_capacity) - length + 1, 0)
+
+    def sequences(self, length: int) -> int:
+        """How many sequences of ``length`` steps can be sampled (DreamerV3's ``len(replay)``: its items)."""
+        return int(self._starts_per_stream(length).sum())
+
     def sample_positions(self, batch_size: int, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Where ``batch_size`` chunks of ``length`` steps lie: ``(stream [B], row [B, length])``.
 
         Queued online segments come first (when ``length`` is the online length); the rest are uniform over
         every start position of every stream.
         """
+        starts_per_stream = self._starts_per_stream(length)
         stored = np.minimum(self.totals, self.stream_capacity)
-        starts_per_stream = np.maximum(stored - length + 1, 0)
         if starts_per_stream.sum() == 0:
             raise ValueError(f"replay holds {len(self)} steps, fewer than one sequence of length {length}")
         ends = self._pop_online(batch_size) if length == self.online_length else []

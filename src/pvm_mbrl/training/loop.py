@@ -236,9 +236,9 @@ class Trainer:
                     self.episodes += 1
                     tracker.add({"episode/return": episode_return[i], "episode/length": episode_length[i]})
 
-                # DreamerV3 starts training once replay holds batch_size x batch_length steps.
-                if self.env_steps >= cfg.prefill and len(self.replay) >= max(
-                        cfg.batch_size * cfg.batch_length, self.sequence_length):
+                # DreamerV3 starts training once replay can sample batch_size x batch_length sequences.
+                if (self.env_steps >= cfg.prefill
+                        and self.replay.sequences(self.sequence_length) >= cfg.batch_size * cfg.batch_length):
                     self.update_ratio.add(n)
                     while self.update_ratio.take():
                         tracker.add(self.update())
