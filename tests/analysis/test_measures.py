@@ -6,7 +6,6 @@ import pytest
 from pvm_mbrl.analysis.measures import (
     normalised_return,
     relative_drop,
-    relative_drops,
     smooth_curve,
     steps_to_threshold,
     suite_normalised_return,
@@ -86,21 +85,6 @@ def test_relative_drop_above_one_exactly_when_worse_than_random():
 def test_relative_drop_rejects_undefined_id(id_value, match):
     with pytest.raises(ValueError, match=match):
         relative_drop(id_value, 0.1)
-
-
-def test_relative_drops_of_a_suite():
-    drops = relative_drops({"id": [0.8, 1.0], "easy": [0.855], "hard": [-0.045]})
-    assert list(drops) == ["easy", "hard"]
-    assert drops["easy"] == pytest.approx(0.05)  # (0.9 - 0.855) / 0.9
-    assert drops["hard"] == pytest.approx(1.05)  # (0.9 + 0.045) / 0.9
-    assert relative_drops({"clear": 0.5, "night": 0.25}, id_setting="clear") == {"night": pytest.approx(0.5)}
-
-
-def test_relative_drops_rejects_unknown_or_lonely_id():
-    with pytest.raises(ValueError, match="unknown ID setting 'ID'"):
-        relative_drops({"id": 0.5, "hard": 0.1}, id_setting="ID")
-    with pytest.raises(ValueError, match="no OOD setting"):
-        relative_drops({"id": 0.5})
 
 
 def test_smooth_curve_hand_values():

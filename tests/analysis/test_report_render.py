@@ -34,7 +34,7 @@ def test_numbers_are_shown_with_significant_digits():
 def test_a_section_states_why_it_is_not_available_after_its_problems(tmp_path):
     report = renderer(tmp_path)
     report.section("Title", Outcome(error="why not", problems=("found first",)), lambda result: None)
-    drops = DropsResult(["hard"], {"a": {"hard": 0.754}, "b": "undefined", "c": {"hard": 0.5}},
+    drops = DropsResult(True, ["hard"], {"a": {"hard": 0.754}, "b": "undefined", "c": {"hard": 0.5}},
                         {"a": {"hard": "needs 2 seeds"}, "b": {"hard": "undefined"},
                          "c": {"hard": ConfidenceInterval(0.5, 0.254, 0.9)}})
     report.section("Drops", Outcome(drops), report.drops)
@@ -42,6 +42,12 @@ def test_a_section_states_why_it_is_not_available_after_its_problems(tmp_path):
     assert "| a | 75% |" in report.md.lines and "| b | — (undefined) |" in report.md.lines
     assert "| c | 50% [25%, 90%] |" in report.md.lines
     assert "- No interval for a (hard): needs 2 seeds" in report.md.lines
+    assert any("on normalised returns" in line and "above 100% is worse than random" in line
+               for line in report.md.lines)
+    raw = DropsResult(False, ["hard"], {"a": {"hard": 1.5}}, {"a": {"hard": ConfidenceInterval(1.5, 1.2, 1.8)}})
+    report.section("Raw drops", Outcome(raw), report.drops)
+    assert any("on mean returns (no normalisation constants)" in line and "the mean OOD return is below 0" in line
+               for line in report.md.lines[-6:])
     assert report.problems == ["a run problem", "found first", "Title: why not"]
 
 
@@ -69,12 +75,12 @@ def test_headline_gathers_iqm_drop_and_tests_against_the_first_model(tmp_path):
                             {"cnn": {"id": ci(0.8, 0.7, 0.9), "hard": ci(0.1, 0.0, 0.2)},
                              "pvm": {"id": ci(0.6, 0.5, 0.7), "hard": ci(0.5, 0.4, 0.6)},
                              "new": {"id": None, "hard": None}, "one": {"id": None, "hard": None}})
-    drops = DropsResult(["hard"], {"cnn": {"hard": 0.875}, "pvm": {"hard": 1 / 6}, "new": "not evaluated in hard",
+    drops = DropsResult(True, ["hard"], {"cnn": {"hard": 0.875}, "pvm": {"hard": 1 / 6}, "new": "not evaluated in hard",
                                    "one": {"hard": 0.25}},
                         {"cnn": {"hard": ci(0.875, 0.75, 1.0)}, "pvm": {"hard": ci(1 / 6, 0.0, 0.3)},
                          "new": {"hard": "needs 2 seeds"}, "one": {"hard": "needs 2 seeds"}})
     column = "drop id -> hard"
-    tests = ReturnTestsResult(["id", "hard", column], {
+    tests = ReturnTestsResult(True, ["id", "hard", column], {
         ("cnn", "pvm"): {"id": PermutationTestResult(0.2, 0.3, 20), "hard": PermutationTestResult(0.4, 0.1, 20),
                          column: PermutationTestResult(0.7, 0.1, 20)},
         ("cnn", "new"): {"id": PermutationTestResult(0.1, 0.5, 4), "hard": "not evaluated", column: "not evaluated"},
@@ -91,12 +97,13 @@ def test_headline_gathers_iqm_drop_and_tests_against_the_first_model(tmp_path):
     assert "| new | 0.7 (n=1) | — | — | — | — |" in lines  # one seed: its score; not evaluated in hard
     assert "| one | 0.4 (n=1) | 0.3 (n=1) | 25% | — | — |" in lines  # one seed: its drop, no interval
     assert any("p cannot fall below 2 / C(2n, n)" in line and "0.1 for three" in line for line in lines)
+    assert lines[-2].startswith("With 3 seeds, a 95% percentile-bootstrap interval runs from the lowest seed")
 
 
 def test_return_tests_show_statistic_and_p_or_why_not(tmp_path):
     report = renderer(tmp_path)
-    report.return_tests(ReturnTestsResult(["id", "drop id -> hard"], {
+    report.return_tests(ReturnTestsResult(True, ["id", "drop id -> hard"], {
         ("a", "b"): {"id": PermutationTestResult(0.25, 0.1, 20), "drop id -> hard": "not evaluated"}}))
     assert "| a | b | 0.25 (p=0.1) | — (not evaluated) |" in report.md.lines
-    report.return_tests(ReturnTestsResult(["id"], {}))
+    report.return_tests(ReturnTestsResult(True, ["id"], {}))
     assert report.md.lines[-2] == "_Permutation tests need two models._"

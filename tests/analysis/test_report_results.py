@@ -190,7 +190,7 @@ def test_relative_drops_from_id_or_why_they_are_undefined():
     assert result.drops["a"] == pytest.approx({"weak": 0.25, "hard": 0.75})  # (.8 - .6) / .8, (.8 - .2) / .8
     assert "undefined for a mean ID normalised return <= 0" in result.drops["b"]
     assert result.drops["c"] == pytest.approx({"weak": 0.5})  # not evaluated in hard
-    assert "unknown ID setting" in result.drops["d"]  # no scores at all
+    assert result.drops["d"] == "no seed evaluated in both id and weak; no seed evaluated in both id and hard"
     hard = result.intervals["a"]["hard"]  # every seed drops by .75
     assert (hard.estimate, hard.low, hard.high) == pytest.approx((0.75, 0.75, 0.75))
     assert "at least 2 seeds, got 1" in result.intervals["c"]["weak"]
@@ -202,9 +202,12 @@ def test_relative_drop_intervals_pair_each_seeds_scores():
     frame = pd.DataFrame([{"run": f"a/{seed}", "model": "a", "seed": seed, "setting": setting, "score": score}
                           for seed, setting, score in [(1, "id", 1.0), (0, "id", 0.5), (2, "id", 0.9),
                                                        (0, "hard", 0.5), (1, "hard", 0.0)]])
-    interval = relative_drop_table(ScoreTable(frame, True), ["a"], ["id", "hard"], OPTIONS).intervals["a"]["hard"]
+    table = relative_drop_table(ScoreTable(frame, True), ["a"], ["id", "hard"], OPTIONS)
+    interval = table.intervals["a"]["hard"]
     # Pairs resampled together: drop 0 (1/4), 1 (1/4) or (.75 - .25) / .75 (1/2); unpaired, it would not be 2/3.
     assert (interval.estimate, interval.low, interval.high) == pytest.approx((2 / 3, 0.0, 1.0))
+    # The drop shown is of the same seeds as its interval: not seed 2's ID too ((.8 - .25) / .8 = .6875).
+    assert table.drops["a"]["hard"] == pytest.approx(2 / 3) and table.normalised
 
 
 def test_return_tests_between_every_pair_of_models():
@@ -218,13 +221,13 @@ def test_return_tests_between_every_pair_of_models():
     a_b = result.tests[("a", "b")]
     assert a_b["id"].statistic == pytest.approx(0.2) and a_b["id"].num_permutations == 20  # |.8 - .6|, exact
     assert a_b["hard"].statistic == pytest.approx(0.4) and a_b["hard"].p_value == pytest.approx(0.1)  # separated
-    assert a_b[column].statistic == pytest.approx(0.75)  # a's per-seed drops .75, .5, 1; b's 0, 0, 0
+    assert a_b[column].statistic == pytest.approx(0.75)  # a's drop (.8 - .2) / .8; b's 0
     assert a_b[column].p_value == pytest.approx(0.1)
     a_c = result.tests[("a", "c")]
     assert a_c["id"].statistic == pytest.approx(0.9) and a_c["id"].num_permutations == 4  # C(4, 3) splits
-    assert a_c["hard"] == a_c[column] == "not evaluated"
+    assert a_c["hard"] == "not evaluated" and a_c[column] == "no seed evaluated in both id and hard"
     a_d = result.tests[("a", "d")]
-    assert a_d["hard"].statistic == pytest.approx(0.2) and "a seed's drop is undefined" in a_d[column]
+    assert a_d["hard"].statistic == pytest.approx(0.2) and "drop undefined: relative drop is undefined for a relabelling" in a_d[column]
     assert return_tests(scores, ["a"], ["id", "hard"], OPTIONS).tests == {}
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from pvm_mbrl.analysis.statistics import (
+    bootstrap_interval_is_seed_range,
     interpolate_to_common_grid,
     iqm,
     mean_and_standard_error,
@@ -10,6 +11,7 @@ from pvm_mbrl.analysis.statistics import (
     permutation_test,
     random_splits,
     relative_drop_ci,
+    relative_drop_permutation_test,
     stratified_bootstrap_ci,
 )
 
@@ -243,3 +245,37 @@ def test_relative_drop_ci_hand_values():
 def test_relative_drop_ci_rejects_undefined_drops(id_scores, ood_scores, match):
     with pytest.raises(ValueError, match=match):
         relative_drop_ci(id_scores, ood_scores, num_resamples=1_000)
+
+
+def test_relative_drop_permutation_test_compares_ratios_of_means():
+    # Seeds (id, ood): A (1, .5), (.1, 0) -> drop (.55 - .25) / .55 = 6/11; B (.6, .15) twice -> drop .75.
+    # The mean of per-seed drops is .75 for both (T would be 0, p 1); the drops the report shows differ by .2045.
+    # The 6 splits: {A1 A2 | B B} and its mirror give .2045; the other 4 give |.59375 - .7857| = .192: p = 2/6.
+    result = relative_drop_permutation_test([1.0, 0.1], [0.5, 0.0], [0.6, 0.6], [0.15, 0.15])
+    assert (result.statistic, result.p_value, result.num_permutations) == pytest.approx((0.75 - 6 / 11, 1 / 3, 6))
+    assert relative_drop_permutation_test([0.5, 1.0], [0.25, 0.5], [1.0, 0.5], [0.5, 0.25]).p_value == 1.0
+    many = relative_drop_permutation_test(np.ones(10), np.zeros(10), np.ones(10), np.ones(10), num_permutations=99)
+    assert many.num_permutations == 99 and many.statistic == 1.0 and many.p_value <= 3 / 100  # observed or mirror
+
+
+@pytest.mark.parametrize("args, match", [
+    (([1.0, 0.5], [0.5], [1.0], [0.5]), "id_a and ood_a must pair up seed by seed, got 2 and 1"),
+    (([1.0], [0.5], [1.0], [np.nan]), "ood_b has non-finite"),
+    (([-0.2, 0.9], [0.0, 0.5], [0.1, 0.8], [0.0, 0.4]), "undefined for a relabelling"),  # {-.2, .1} has mean < 0
+])
+def test_relative_drop_permutation_test_rejects_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        relative_drop_permutation_test(*args)
+
+
+@pytest.mark.parametrize("seeds, is_range", [(1, True), (2, True), (3, True), (4, False), (10, False), (0, False)])
+def test_bootstrap_interval_is_seed_range_below_four_seeds(seeds, is_range):
+    assert bootstrap_interval_is_seed_range(seeds) is is_range
+
+
+def test_three_seed_bootstrap_interval_is_the_seed_range():
+    interval = stratified_bootstrap_ci([0.2, 0.5, 0.9], num_resamples=20_000)
+    assert (interval.estimate, interval.low, interval.high) == pytest.approx((1.6 / 3, 0.2, 0.9))
+    assert bootstrap_interval_is_seed_range(3)
+    wider = stratified_bootstrap_ci([0.2, 0.5, 0.6, 0.9], np.mean, num_resamples=20_000)
+    assert wider.low > 0.2 and wider.high < 0.9 and not bootstrap_interval_is_seed_range(4)

@@ -104,21 +104,6 @@ def relative_drop(id_normalised: ArrayLike, ood_normalised: ArrayLike) -> float:
     return (id_mean - ood_mean) / id_mean
 
 
-def relative_drops(normalised_by_setting: Mapping[str, ArrayLike], id_setting: str = "id") -> dict[str, float]:
-    """``relative_drop`` of every setting of a suite from its ID setting.
-
-    ``normalised_by_setting`` maps setting names (e.g. ``"id"``, ``"easy"``, ``"hard"``) to normalised returns;
-    returns ``{setting: drop}`` for every setting other than ``id_setting``.
-    """
-    if id_setting not in normalised_by_setting:
-        raise ValueError(f"unknown ID setting {id_setting!r}; settings given: {sorted(normalised_by_setting)}")
-    if len(normalised_by_setting) < 2:
-        raise ValueError(f"no OOD setting besides {id_setting!r} to compare with")
-    id_values = normalised_by_setting[id_setting]
-    return {setting: relative_drop(id_values, values)
-            for setting, values in normalised_by_setting.items() if setting != id_setting}
-
-
 def smooth_curve(steps: ArrayLike, values: ArrayLike, window: float) -> np.ndarray:
     """Trailing moving average over a window of ``window`` env steps.
 

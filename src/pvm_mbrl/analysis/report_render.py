@@ -32,7 +32,7 @@ from pvm_mbrl.analysis.report_results import (
     ReturnTestsResult,
     suite_episode_counts,
 )
-from pvm_mbrl.analysis.statistics import ConfidenceInterval, PermutationTestResult
+from pvm_mbrl.analysis.statistics import ConfidenceInterval, PermutationTestResult, bootstrap_interval_is_seed_range
 from pvm_mbrl.analysis.study import Run, Study
 from pvm_mbrl.evaluation.settings import ID_SUITE
 
@@ -74,6 +74,22 @@ def ci_text(ci: ConfidenceInterval, percent: bool = False) -> str:
     if percent:
         return f"{100 * ci.estimate:.0f}% [{100 * ci.low:.0f}%, {100 * ci.high:.0f}%]"
     return f"{fmt(ci.estimate)} [{fmt(ci.low)}, {fmt(ci.high)}]"
+
+
+def returns_kind(result: DropsResult | ReturnTestsResult) -> str:
+    return "normalised returns" if result.normalised else "mean returns (no normalisation constants)"
+
+
+def seed_range_note(result: ReturnsResult) -> list[str]:
+    """Why an interval from 2 or 3 seeds reads as their range (``bootstrap_interval_is_seed_range``), if any has."""
+    counts = sorted({v.n for per_model in result.summary.values() for v in per_model.values()
+                     if v.n >= 2 and bootstrap_interval_is_seed_range(v.n)})
+    if not counts:
+        return []
+    return [f"With {' or '.join(map(str, counts))} seeds, a 95% percentile-bootstrap interval runs from the lowest "
+            f"seed to the highest (a resample of one seed alone is likelier than 2.5%), and the IQM of fewer than 4 "
+            f"seeds is their mean: read these intervals as the seeds' range, which covers the true value less often "
+            f"than a 95% interval should."]
 
 
 def permutation_text(test: PermutationTestResult | str) -> str:
@@ -209,6 +225,7 @@ class ReportRenderer:
                       [[m, *("— (needs 2 seeds)" if (ci := result.iqm[m][s]) is None
                              else ci_text(ci) for s in settings)]
                        for m in result.models])
+        self.md.add(*seed_range_note(result))
 
     def headline(self, results: EnvResults) -> None:
         """The answer in one table: IQM per setting, the drop to hard OOD, and the tests against the first model."""
@@ -240,11 +257,12 @@ class ReportRenderer:
         label = "normalised return (0 = random policy, 1 = the task's maximum)" if returns.normalised else "return"
         self.md.add(f"IQM of the {label} over seeds with a 95% stratified-bootstrap interval; relative drop from "
                     f"{ID_SUITE} to {hard} with a paired-bootstrap interval over seeds; two-sided permutation-test "
-                    f"p-values against {baseline} on the {hard} return and on the per-seed drop (cells without an "
+                    f"p-values against {baseline} on the {hard} return and on the drop (cells without an "
                     f"interval or test: see the sections below for why; a single seed shows its score, n=1, and its "
                     f"drop). With n seeds per model only C(2n, n) splits of the seeds exist, so p cannot fall below "
                     f"2 / C(2n, n): 1 for one seed each, 0.33 for two, 0.1 for three.")
         self.md.table(headers, rows)
+        self.md.add(*seed_range_note(returns))
 
     def drops(self, result: DropsResult) -> None:
         rows, reasons = [], {}
@@ -263,8 +281,10 @@ class ReportRenderer:
                     cells.append(f"{100 * drops[setting]:.0f}%")
                     reasons.setdefault(str(interval), []).append(f"{model} ({setting})")
             rows.append([model, *cells])
-        self.md.add("(mean ID - mean OOD) / mean ID on normalised returns, with a 95% paired-bootstrap interval over "
-                    "seeds (each seed's ID and OOD returns resampled together); above 100% is worse than random.")
+        self.md.add(f"(mean ID - mean OOD) / mean ID over the seeds evaluated in both, on {returns_kind(result)}, "
+                    f"with a 95% paired-bootstrap interval over those seeds (each seed's ID and OOD returns resampled "
+                    f"together); " + ("above 100% is worse than random." if result.normalised
+                                      else "above 100%: the mean OOD return is below 0."))
         self.md.table(["model", *result.settings], rows)
         if reasons:
             self.md.add(*(f"- No interval for {', '.join(where)}: {why}" for why, where in reasons.items()))
@@ -273,10 +293,12 @@ class ReportRenderer:
         if not result.tests:
             self.md.add("_Permutation tests need two models._")
             return
-        self.md.add(f"Two-sided permutation tests between models on their per-seed normalised returns in each setting "
-                    f"and their per-seed relative drops: |difference of means| (p), exact over all splits when there "
-                    f"are at most {self.options.permutations:,}, else that many random ones; with n seeds per model "
-                    f"p cannot fall below 2 / C(2n, n) (0.1 for 3 against 3). No multiple-comparison correction.")
+        self.md.add(f"Two-sided permutation tests between models on their per-seed {returns_kind(result)} in each "
+                    f"setting (|difference of means|) and on their relative drops (|difference of the drops|, each "
+                    f"as in the drop table; a relabelling moves a seed's ID and OOD returns together), with p: exact "
+                    f"over all splits of the seeds when there are at most {self.options.permutations:,}, else that "
+                    f"many random ones; with n seeds per model p cannot fall below 2 / C(2n, n) (0.1 for 3 against "
+                    f"3). No multiple-comparison correction.")
         self.md.table(["model A", "model B", *result.columns],
                       [[a, b, *(permutation_text(tests[c]) for c in result.columns)]
                        for (a, b), tests in result.tests.items()])

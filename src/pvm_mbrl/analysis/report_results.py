@@ -26,7 +26,6 @@ from pvm_mbrl.analysis.measures import (
     ThresholdSummary,
     normalised_return,
     relative_drop,
-    relative_drops,
     smooth_curve,
     steps_to_threshold,
     suite_set_normalised_score,
@@ -43,6 +42,7 @@ from pvm_mbrl.analysis.statistics import (
     mean_difference_permutation_test,
     pairwise_permutation_tests,
     relative_drop_ci,
+    relative_drop_permutation_test,
     stratified_bootstrap_ci,
 )
 from pvm_mbrl.analysis.study import Run, Study
@@ -308,6 +308,7 @@ def returns_per_setting(scores: ScoreTable, env: str, models: Sequence[str], opt
 class DropsResult:
     """Relative drop from ID of each model in each OOD setting, with paired-bootstrap intervals over seeds."""
 
+    normalised: bool  # drops of normalised returns (else of raw mean returns)
     settings: list[str]  # the OOD settings
     drops: dict[str, dict[str, float] | str]  # model -> {OOD setting it was evaluated in: drop}, or why undefined
     intervals: dict[str, dict[str, ConfidenceInterval | str]]  # model -> {OOD setting: 95% CI, or why none}
@@ -322,16 +323,12 @@ def paired_scores(scores: ScoreTable, model: str, first: str, second: str) -> tu
 
 def relative_drop_table(scores: ScoreTable, models: Sequence[str], settings: Sequence[str], options: ReportOptions,
                         ) -> DropsResult:
-    """``settings``: the env's settings, ID first. The intervals resample the seeds evaluated in both settings."""
-    by_setting = {s: scores.by_model(s) for s in settings}
+    """``settings``: the env's settings, ID first. Each drop and its interval come from the same seeds: those
+    evaluated in both ID and the OOD setting."""
     drops: dict[str, dict[str, float] | str] = {}
     intervals: dict[str, dict[str, ConfidenceInterval | str]] = {}
     for model in models:
-        per_setting = {s: v for s in settings if (v := by_setting[s].get(model))}
-        try:
-            drops[model] = relative_drops(per_setting, settings[0])
-        except ValueError as error:
-            drops[model] = str(error)
+        per_setting: dict[str, float] = {}
         intervals[model] = {}
         for setting in settings[1:]:
             id_scores, ood_scores = paired_scores(scores, model, settings[0], setting)
@@ -339,27 +336,24 @@ def relative_drop_table(scores: ScoreTable, models: Sequence[str], settings: Seq
                 intervals[model][setting] = f"no seed evaluated in both {settings[0]} and {setting}"
                 continue
             try:
+                per_setting[setting] = relative_drop(id_scores, ood_scores)
                 intervals[model][setting] = relative_drop_ci(id_scores, ood_scores, options.bootstrap,
                                                              seed=options.seed)
             except ValueError as error:
                 intervals[model][setting] = str(error)
-    return DropsResult(list(settings[1:]), drops, intervals)
+        drops[model] = per_setting or "; ".join(dict.fromkeys(map(str, intervals[model].values())))
+    return DropsResult(scores.normalised, list(settings[1:]), drops, intervals)
 
 
 @dataclass(frozen=True)
 class ReturnTestsResult:
     """Permutation tests between every pair of models on their per-seed scores in each setting and on their
-    per-seed relative drops from ID to the hard OOD setting."""
+    relative drops from ID to the hard OOD setting (seeds relabelled with their ID and OOD scores together)."""
 
+    normalised: bool  # tests of normalised returns (else of raw mean returns)
     columns: list[str]  # the settings, ID first, then the drop to hard OOD
     tests: dict[tuple[str, str], dict[str, PermutationTestResult | str]]  # (model a, model b) -> column -> test;
     # empty with fewer than two models
-
-
-def per_seed_drops(scores: ScoreTable, model: str, settings: Sequence[str]) -> list[float]:
-    """A model's relative drop from ID (``settings[0]``) to ``settings[-1]``, one per seed evaluated in both."""
-    id_scores, ood_scores = paired_scores(scores, model, settings[0], settings[-1])
-    return [relative_drop(i, o) for i, o in zip(id_scores, ood_scores, strict=True)]
 
 
 def return_tests(scores: ScoreTable, models: Sequence[str], settings: Sequence[str], options: ReportOptions,
@@ -367,29 +361,24 @@ def return_tests(scores: ScoreTable, models: Sequence[str], settings: Sequence[s
     """``settings``: the env's settings, ID first and hard OOD last; pairs of ``models`` in their order."""
     drop_column = f"drop {settings[0]} -> {settings[-1]}"
     by_setting = {s: scores.by_model(s) for s in settings}
-
-    def samples(model: str) -> dict[str, list[float] | str]:
-        found: dict[str, list[float] | str] = {s: by_setting[s].get(model, []) for s in settings}
-        try:
-            found[drop_column] = per_seed_drops(scores, model, settings)
-        except ValueError as error:
-            found[drop_column] = f"a seed's drop is undefined: {error}"
-        return found
-
-    per_model = {m: samples(m) for m in models}
+    pairs = {m: paired_scores(scores, m, settings[0], settings[-1]) for m in models}
     tests: dict[tuple[str, str], dict[str, PermutationTestResult | str]] = {}
     for a, b in itertools.combinations(models, 2):
         tests[(a, b)] = {}
-        for column in [*settings, drop_column]:
-            values_a, values_b = per_model[a][column], per_model[b][column]
-            if isinstance(values_a, str) or isinstance(values_b, str):
-                tests[(a, b)][column] = values_a if isinstance(values_a, str) else values_b
-            elif not values_a or not values_b:
-                tests[(a, b)][column] = "not evaluated"
-            else:
-                tests[(a, b)][column] = mean_difference_permutation_test(values_a, values_b, options.permutations,
-                                                                         options.seed)
-    return ReturnTestsResult([*settings, drop_column], tests)
+        for setting in settings:
+            values_a, values_b = by_setting[setting].get(a, []), by_setting[setting].get(b, [])
+            tests[(a, b)][setting] = (mean_difference_permutation_test(values_a, values_b, options.permutations,
+                                                                       options.seed)
+                                      if values_a and values_b else "not evaluated")
+        if not pairs[a][0] or not pairs[b][0]:
+            tests[(a, b)][drop_column] = f"no seed evaluated in both {settings[0]} and {settings[-1]}"
+            continue
+        try:
+            tests[(a, b)][drop_column] = relative_drop_permutation_test(*pairs[a], *pairs[b], options.permutations,
+                                                                        options.seed)
+        except ValueError as error:
+            tests[(a, b)][drop_column] = f"drop undefined: {error}"
+    return ReturnTestsResult(scores.normalised, [*settings, drop_column], tests)
 
 
 # ------------------------------------------------------------------ representations

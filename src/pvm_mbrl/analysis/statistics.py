@@ -183,12 +183,45 @@ def stratified_bootstrap_ci(scores: ArrayLike, statistic: Callable[..., np.ndarr
     return ConfidenceInterval(float(statistic(array.ravel(), axis=0)), float(low), float(high))
 
 
+def bootstrap_interval_is_seed_range(seeds: int, confidence: float = 0.95) -> bool:
+    """Whether a percentile-bootstrap interval over ``seeds`` seeds is just their range, lowest to highest seed.
+
+    A resample of one seed only has probability ``seeds ** -seeds``; where that exceeds each tail's
+    ``(1 - confidence) / 2`` (2 and 3 seeds at 95%: 25% and 3.7%), the percentiles land on the extreme seeds. That
+    holds for the mean, the IQM (which trims nothing below 4 values) and the relative drop (a weighted mean of the
+    seeds' drops); such an interval covers the true value less often than ``confidence``. False says only that
+    this bound does not apply: with 4 seeds the mean's interval lies inside the range, the IQM's need not.
+    """
+    return seeds >= 1 and seeds ** -seeds > (1 - confidence) / 2
+
+
 def mean_and_standard_error(values: ArrayLike) -> tuple[float, float]:
     """Mean and standard error over seeds (the paper's error bars): ``SE = std(values, ddof=1) / sqrt(n)``."""
     array = finite_values(values, "values")
     if array.size < 2:
         raise ValueError(f"a standard error needs at least 2 values, got {array.size}")
     return float(array.mean()), float(array.std(ddof=1) / np.sqrt(array.size))
+
+
+def label_splits(size: int, size_a: int, num_permutations: int, seed: int) -> tuple[np.ndarray, bool]:
+    """The relabellings a two-group permutation test evaluates, as rows of group-a indices, and whether they are
+    all of them: every one of the ``C(size, size_a)`` splits when they number at most ``num_permutations`` (an
+    exact test), else ``num_permutations`` random ones (``random_splits``)."""
+    if num_permutations < 1:
+        raise ValueError(f"num_permutations must be >= 1, got {num_permutations}")
+    if math.comb(size, size_a) <= num_permutations:
+        return np.array(list(itertools.combinations(range(size), size_a))), True
+    return random_splits(size, size_a, num_permutations, seed), False
+
+
+def split_p_value(observed: float, permuted: np.ndarray, exact: bool, scale: float) -> PermutationTestResult:
+    """Two-sided p of ``observed`` among the statistics of the splits of ``label_splits``: exact, the fraction of
+    splits (the observed one included) with ``T_k >= T``; random, ``(1 + #{k : T_k >= T}) / (N + 1)``."""
+    # The observed split (and, with equal group sizes, its mirror) must count as ">=" despite rounding.
+    exceed = int(np.count_nonzero(permuted >= observed - 1e-12 * max(1.0, scale)))
+    if exact:
+        return PermutationTestResult(float(observed), exceed / permuted.size, permuted.size)
+    return PermutationTestResult(float(observed), (1 + exceed) / (permuted.size + 1), permuted.size)
 
 
 def mean_difference_permutation_test(values_a: ArrayLike, values_b: ArrayLike, num_permutations: int = 10_000,
@@ -205,23 +238,43 @@ def mean_difference_permutation_test(values_a: ArrayLike, values_b: ArrayLike, n
     """
     a = finite_values(np.atleast_1d(values_a), "values_a")
     b = finite_values(np.atleast_1d(values_b), "values_b")
-    if num_permutations < 1:
-        raise ValueError(f"num_permutations must be >= 1, got {num_permutations}")
     pooled = np.concatenate([a, b])
-    size_a, size = a.size, pooled.size
-    observed = abs(a.mean() - b.mean())
-    exact = math.comb(size, size_a) <= num_permutations
-    if exact:
-        chosen = np.array(list(itertools.combinations(range(size), size_a)))
-    else:
-        chosen = random_splits(size, size_a, num_permutations, seed)
+    chosen, exact = label_splits(pooled.size, a.size, num_permutations, seed)
     sums_a = pooled[chosen].sum(axis=1)
-    permuted = np.abs(sums_a / size_a - (pooled.sum() - sums_a) / (size - size_a))
-    # The observed split (and, with equal group sizes, its mirror) must count as ">=" despite rounding.
-    exceed = int(np.count_nonzero(permuted >= observed - 1e-12 * max(1.0, float(np.abs(pooled).max()))))
-    if exact:
-        return PermutationTestResult(float(observed), exceed / len(chosen), len(chosen))
-    return PermutationTestResult(float(observed), (1 + exceed) / (num_permutations + 1), num_permutations)
+    permuted = np.abs(sums_a / a.size - (pooled.sum() - sums_a) / b.size)
+    return split_p_value(abs(a.mean() - b.mean()), permuted, exact, float(np.abs(pooled).max()))
+
+
+def relative_drop_permutation_test(id_a: ArrayLike, ood_a: ArrayLike, id_b: ArrayLike, ood_b: ArrayLike,
+                                   num_permutations: int = 10_000, seed: int = 0) -> PermutationTestResult:
+    """Two-sided permutation test between two models' relative drops from ID to OOD, the drop the report shows.
+
+    Each model's drop is ``relative_drop`` of its seeds' mean ID and mean OOD scores (a ratio of means);
+    ``T = |drop_a - drop_b|``. Under the null the model labels of the seeds are exchangeable: a split relabels
+    whole seeds, each keeping its ID and OOD scores together. Splits and p as ``mean_difference_permutation_test``.
+    ValueError where a split's mean ID score is not above 0 (its drop is undefined: a seed below random in ID).
+    """
+    pairs = []
+    for name, (ids, oods) in {"a": (id_a, ood_a), "b": (id_b, ood_b)}.items():
+        id_array = finite_values(np.atleast_1d(ids), f"id_{name}")
+        ood_array = finite_values(np.atleast_1d(oods), f"ood_{name}")
+        if id_array.shape != ood_array.shape:
+            raise ValueError(f"id_{name} and ood_{name} must pair up seed by seed, got {id_array.size} and "
+                             f"{ood_array.size} scores")
+        pairs.append((id_array, ood_array))
+    (id_a_array, ood_a_array), (id_b_array, ood_b_array) = pairs
+    ids, oods = np.concatenate([id_a_array, id_b_array]), np.concatenate([ood_a_array, ood_b_array])
+    size_a, size_b = id_a_array.size, id_b_array.size
+    chosen, exact = label_splits(ids.size, size_a, num_permutations, seed)
+    id_sums_a, ood_sums_a = ids[chosen].sum(axis=1), oods[chosen].sum(axis=1)
+    id_means_a, id_means_b = id_sums_a / size_a, (ids.sum() - id_sums_a) / size_b
+    if (id_means_a <= 0).any() or (id_means_b <= 0).any():
+        raise ValueError("relative drop is undefined for a relabelling whose mean ID normalised return is <= 0 (a "
+                         f"seed below random in ID: {min(ids.tolist()):g})")
+    drops_a = 1 - ood_sums_a / size_a / id_means_a
+    drops_b = 1 - (oods.sum() - ood_sums_a) / size_b / id_means_b
+    observed = abs(relative_drop(id_a_array, ood_a_array) - relative_drop(id_b_array, ood_b_array))
+    return split_p_value(observed, np.abs(drops_a - drops_b), exact, 1.0)
 
 
 def relative_drop_ci(id_scores: ArrayLike, ood_scores: ArrayLike, num_resamples: int = 50_000,
