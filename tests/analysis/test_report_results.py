@@ -112,6 +112,22 @@ def test_scores_per_setting_normalise_each_suite_and_average_a_group(toy, monkey
     assert not raw.normalised and raw.frame["score"].tolist() == [1.0, 5.0, 2.0]
 
 
+def test_non_finite_episode_returns_leave_their_settings_out_and_are_named(toy):
+    runs = [make_run("a", 0, episodes={"id": [1.0, np.nan], "weak_a": [10.0], "weak_b": [0.0], "hard": [2.0]}),
+            make_run("a", 1, episodes={"id": [1.6], "hard": [np.inf]})]
+    table = run_scores(Study(Path("toy"), runs, []), ENV)
+    assert table.frame[["run", "setting"]].values.tolist() == [["a/seed0", "weak"], ["a/seed0", "hard"],
+                                                                 ["a/seed1", "id"]]
+    assert table.problems == tuple(f"{run}: non-finite episode returns in suite {suite}; the settings with it are "
+                                   f"left out of this run's scores" for run, suite in [("a/seed0", "id"),
+                                                                                        ("a/seed1", "hard")])
+    returns = attempt(lambda: returns_per_setting(table, ENV, ["a"], OPTIONS))
+    assert returns.result.summary["id"]["a"].n == 1 and returns.problems == table.problems
+    only_bad = run_scores(Study(Path("toy"), [make_run("a", 0, episodes={"id": [np.nan]})], []), ENV)
+    unavailable = attempt(lambda: returns_per_setting(only_bad, ENV, ["a"], OPTIONS))
+    assert "evaluated with finite returns" in unavailable.error and len(unavailable.problems) == 1
+
+
 def test_an_env_without_suites_is_reported_in_id_only(monkeypatch):
     monkeypatch.setattr(report_results, "family_suites", lambda env: None)
     assert reporting_settings(ENV) == {"id": ["id"]}
@@ -227,7 +243,7 @@ def test_return_tests_between_every_pair_of_models():
     assert a_c["id"].statistic == pytest.approx(0.9) and a_c["id"].num_permutations == 4  # C(4, 3) splits
     assert a_c["hard"] == "not evaluated" and a_c[column] == "no seed evaluated in both id and hard"
     a_d = result.tests[("a", "d")]
-    assert a_d["hard"].statistic == pytest.approx(0.2) and "drop undefined: relative drop is undefined for a relabelling" in a_d[column]
+    assert a_d["hard"].statistic == pytest.approx(0.2) and "undefined for a relabelling" in a_d[column]
     assert return_tests(scores, ["a"], ["id", "hard"], OPTIONS).tests == {}
 
 

@@ -145,6 +145,7 @@ class ScoreTable:
 
     frame: pd.DataFrame
     normalised: bool
+    problems: tuple[str, ...] = ()  # runs' settings left out, and why
 
     def by_model(self, setting: str) -> dict[str, list[float]]:
         """A setting's scores: {model: one score per seed}, models in the order of their first row."""
@@ -162,18 +163,25 @@ def run_scores(study: Study, env: str) -> ScoreTable:
     """The scores of every evaluated run of ``env`` in every setting it was fully evaluated in."""
     suites = family_suites(env)
     normalised = _normalisable(suites)
-    rows = []
+    rows, problems = [], []
     for run in study.runs_of(env):
         if run.episodes is None:
             continue
-        means = run.episodes.groupby("suite")["return"].mean().to_dict()
+        returns = run.episodes.groupby("suite")["return"]
+        finite = returns.agg(lambda values: bool(np.isfinite(values).all()))  # pandas' mean would skip NaN
+        means = returns.mean().where(finite).to_dict()
+        for suite, mean in means.items():
+            if not np.isfinite(mean):
+                problems.append(f"{run.name}: non-finite episode returns in suite {suite}; the settings with it are "
+                                f"left out of this run's scores")
         for setting, members in reporting_settings(env).items():
-            if not all(m in means for m in members):
+            if not all(m in means and np.isfinite(means[m]) for m in members):
                 continue
             score = (suite_set_normalised_score(suites, setting, means) if normalised
                      else float(np.mean([means[m] for m in members])))
             rows.append({"run": run.name, "model": run.model, "seed": run.seed, "setting": setting, "score": score})
-    return ScoreTable(pd.DataFrame(rows, columns=["run", "model", "seed", "setting", "score"]), normalised)
+    return ScoreTable(pd.DataFrame(rows, columns=["run", "model", "seed", "setting", "score"]), normalised,
+                      tuple(problems))
 
 
 def suite_episode_counts(run: Run) -> dict[str, int] | None:
@@ -285,12 +293,14 @@ class ReturnsResult:
     models: list[str]  # every model of the env, evaluated or not
     summary: dict[str, dict[str, MeanSE]]  # setting -> model -> mean and SE (models with scores, in model order)
     iqm: dict[str, dict[str, ConfidenceInterval | None]]  # model -> setting -> IQM and 95% CI (None: < 2 seeds)
+    problems: tuple[str, ...] = ()  # the score table's
 
 
 def returns_per_setting(scores: ScoreTable, env: str, models: Sequence[str], options: ReportOptions,
                         ) -> ReturnsResult:
     if scores.frame.empty:
-        raise ValueError(f"no run of {env} has been evaluated (run `pvm-mbrl evaluate RUN_DIR`)")
+        raise Unavailable(f"no run of {env} has been evaluated with finite returns (run `pvm-mbrl evaluate RUN_DIR`)",
+                          scores.problems)
     settings = [s for s in reporting_settings(env) if s in set(scores.frame["setting"])]
     by_setting = {s: scores.by_model(s) for s in settings}
     summary = {s: _summaries(by_setting[s], models) for s in settings}
@@ -301,7 +311,7 @@ def returns_per_setting(scores: ScoreTable, env: str, models: Sequence[str], opt
             values = by_setting[setting].get(model, [])
             intervals[model][setting] = (stratified_bootstrap_ci(values, iqm, options.bootstrap, seed=options.seed)
                                          if len(values) >= 2 else None)
-    return ReturnsResult(scores.normalised, settings, list(models), summary, intervals)
+    return ReturnsResult(scores.normalised, settings, list(models), summary, intervals, scores.problems)
 
 
 @dataclass(frozen=True)
