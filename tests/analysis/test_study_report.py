@@ -38,6 +38,7 @@ def break_study(root):
     table[table["suite"] != "hard_ood"].to_csv(episodes, index=False)
     with open(root / "mobilenet_v2_partial" / "seed0" / "metrics.jsonl", "a") as metrics:
         metrics.write('{"step": 101000, "episode/ret')
+    shutil.copytree(root / "cnn" / "seed0", root / "rerun" / "cnn_seed0")  # the same seed again, elsewhere
     (root / "cnn" / "seed1" / "status.json").write_text(json.dumps({"state": "running", "env_steps": 50000,
                                                                     "total_steps": 100000}))
     metrics = root / "efficientnet_lite0_frozen" / "seed0" / "metrics.jsonl"
@@ -84,7 +85,9 @@ def test_bad_runs_are_named_with_what_is_missing_and_the_rest_is_kept(clean_stud
     assert "mobilenet_v2_partial/seed0: metrics.jsonl: its last line is half-written" in problems
     assert "efficientnet_lite0_frozen/seed0: metrics.jsonl: line(s) 4 do not decode" in problems
     assert "cnn/seed1: training is running at 50000 of 100000 env steps" in problems
-    assert len(study.runs) == 12  # every run with a config is kept for what it has
+    assert ("rerun/cnn_seed0: the same env, model and seed (0) as cnn/seed0; left out so that no seed counts twice"
+            in problems)
+    assert len(study.runs) == 12  # every run with a config is kept for what it has, each seed once
     scores = run_scores(study, ENV).frame
     assert len(scores[(scores["model"] == "cnn") & (scores["setting"] == "id")]) == 2
     assert len(scores[(scores["model"] == "efficientnet_lite0 full") & (scores["setting"] == "hard_ood")]) == 2

@@ -190,6 +190,18 @@ def read_run(path: Path, study_dir: Path, problems: list[str]) -> Run | None:
     return run
 
 
+def without_repeated_seeds(runs: list[Run], problems: list[str]) -> list[Run]:
+    """The first run of each (env, model, seed), the others named in ``problems``: a seed counted twice would
+    shrink every interval and test."""
+    first: dict[tuple[str, str, int], Run] = {}
+    for run in runs:
+        kept = first.setdefault((run.env, run.model, run.seed), run)
+        if kept is not run:
+            problems.append(f"{run.name}: the same env, model and seed ({run.seed}) as {kept.name}; left out so that "
+                            f"no seed counts twice (move one of them out of the study directory)")
+    return list(first.values())
+
+
 def read_study(study_dir: str | Path) -> Study:
     """Every run under ``study_dir``; ValueError when it is not a directory or holds no run."""
     study_dir = Path(study_dir)
@@ -197,6 +209,7 @@ def read_study(study_dir: str | Path) -> Study:
         raise ValueError(f"study directory {study_dir} does not exist or is not a directory")
     problems: list[str] = []
     runs = [run for path in find_run_dirs(study_dir) if (run := read_run(path, study_dir, problems)) is not None]
+    runs = without_repeated_seeds(runs, problems)
     if not runs:
         raise ValueError(f"no usable run directory under {study_dir} (a run directory holds a config and "
                          f"metrics as `pvm-mbrl train` writes them)" + (f"; {'; '.join(problems)}"
