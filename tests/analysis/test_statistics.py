@@ -70,11 +70,12 @@ def test_identical_sets_of_curves_give_p_one():
 
 
 def test_separated_three_against_three_reaches_the_smallest_possible_p():
-    # 3 vs 3 seeds: C(6, 3) = 20 splits; only the true split and its mirror reach the observed area -> p = 2/20
+    # 3 vs 3 seeds: C(6, 3) = 20 splits, all evaluated; only the true split and its mirror reach the area: p = 2/20
     result = permutation_test(constant_curves([1.0, 1.1, 1.2]), constant_curves([0.0, 0.1, 0.2]))
-    assert result.num_permutations == 10_000
-    assert result.statistic == pytest.approx(100.0)
-    assert result.p_value == pytest.approx(0.1, abs=0.015)  # Monte Carlo standard error 0.003
+    assert (result.statistic, result.p_value, result.num_permutations) == pytest.approx((100.0, 0.1, 20))
+    # with fewer permutations than splits, random ones: p = (1 + #{T_k >= T}) / (N + 1), near 0.1
+    sampled = permutation_test(constant_curves([1.0, 1.1, 1.2]), constant_curves([0.0, 0.1, 0.2]), 19)
+    assert sampled.num_permutations == 19 and sampled.p_value * 20 == pytest.approx(round(sampled.p_value * 20))
 
 
 def test_clearly_separated_curves_give_a_small_p():
@@ -88,7 +89,7 @@ def test_clearly_separated_curves_give_a_small_p():
 
 
 def test_permutation_test_is_reproducible_from_its_seed():
-    curves_a, curves_b = noisy_curves(3, 0.05, seed=6), noisy_curves(3, 0.0, seed=7)
+    curves_a, curves_b = noisy_curves(6, 0.05, seed=6), noisy_curves(6, 0.0, seed=7)  # C(12, 6) = 924 splits
     first = permutation_test(curves_a, curves_b, num_permutations=500, seed=11)
     assert permutation_test(curves_a, curves_b, num_permutations=500, seed=11) == first
     other_seeds = {permutation_test(curves_a, curves_b, num_permutations=500, seed=seed).p_value

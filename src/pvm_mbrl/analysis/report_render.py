@@ -195,9 +195,10 @@ class ReportRenderer:
         if result.tests is None:
             self.md.add("_Permutation tests need two models._")
             return
-        self.md.add(f"Permutation tests ({o.permutations:,} permutations): statistic = area between the two models' "
-                    f"mean {label} curves; p-value of the null that all curves come from one distribution (no "
-                    f"multiple-comparison correction).")
+        self.md.add(f"Permutation tests: statistic = area between the two models' mean {label} curves; p-value of "
+                    f"the null that all curves come from one distribution, exact over all splits of the seeds when "
+                    f"there are at most {o.permutations:,}, else that many random ones (no multiple-comparison "
+                    f"correction).")
         self.md.table(["model A", "model B", "area", "p"],
                       [[a, b, fmt(t.statistic), fmt(t.p_value, 2)] for (a, b), t in result.tests.items()])
 

@@ -66,6 +66,28 @@ def random_splits(size: int, size_a: int, num_splits: int, seed: int) -> np.ndar
     return orders[:, :size_a]
 
 
+def label_splits(size: int, size_a: int, num_permutations: int, seed: int) -> tuple[np.ndarray, bool]:
+    """The relabellings a two-group permutation test evaluates, as rows of group-a indices, and whether they are
+    all of them: every one of the ``C(size, size_a)`` splits when they number at most ``num_permutations`` (an
+    exact test), else ``num_permutations`` random ones (``random_splits``)."""
+    if num_permutations < 1:
+        raise ValueError(f"num_permutations must be >= 1, got {num_permutations}")
+    if math.comb(size, size_a) <= num_permutations:
+        return np.array(list(itertools.combinations(range(size), size_a))), True
+    return random_splits(size, size_a, num_permutations, seed), False
+
+
+def split_p_value(observed: float, permuted: np.ndarray, exact: bool, tolerance: float) -> PermutationTestResult:
+    """Two-sided p of ``observed`` among the statistics of the splits of ``label_splits``: exact, the fraction of
+    splits (the observed one included) with ``T_k >= T``; random, ``(1 + #{k : T_k >= T}) / (N + 1)``. ``T_k``
+    within ``tolerance`` below ``T`` count: the observed split (and, with equal group sizes, its mirror) must,
+    despite rounding."""
+    exceed = int(np.count_nonzero(permuted >= observed - tolerance))
+    if exact:
+        return PermutationTestResult(float(observed), exceed / permuted.size, permuted.size)
+    return PermutationTestResult(float(observed), (1 + exceed) / (permuted.size + 1), permuted.size)
+
+
 def permutation_test(curves_a: Sequence[Curve], curves_b: Sequence[Curve], num_permutations: int = 10_000,
                      seed: int = 0) -> PermutationTestResult:
     """Permutation test between two models' learning curves (one per seed), the paper's test with N = 10K.
@@ -73,17 +95,16 @@ def permutation_test(curves_a: Sequence[Curve], curves_b: Sequence[Curve], num_p
     Statistic: the area between the two models' mean curves, ``T = integral |mean_a(s) - mean_b(s)| ds`` (trapezoid
     rule on the common grid of ``interpolate_to_common_grid``); pass normalised returns for the paper's "area
     between the normalized mean learning curve from each model". Null hypothesis: all curves come from one
-    distribution, so the model labels are exchangeable. Each of ``num_permutations`` random relabellings (from a
-    ``numpy`` generator seeded with ``seed``) splits the pooled curves into groups of the original sizes and gives
-    ``T_k``; ``p = (1 + #{k : T_k >= T}) / (num_permutations + 1)``.
-
-    With ``n_a`` and ``n_b`` seeds only ``C(n_a + n_b, n_a)`` splits exist, and p cannot fall below about
-    ``2 / C(n_a + n_b, n_a)``: 0.1 for the paper's three seeds against three.
+    distribution, so the model labels are exchangeable. A relabelling splits the pooled curves into groups of the
+    original sizes and gives ``T_k``. The paper draws N = 10K random ones; where the ``C(n_a + n_b, n_a)`` splits
+    number at most ``num_permutations`` every one is evaluated instead (exact: p = the fraction with
+    ``T_k >= T``, the observed split included), else ``num_permutations`` random ones from a ``numpy`` generator
+    seeded with ``seed`` give ``p = (1 + #{k : T_k >= T}) / (num_permutations + 1)`` (``split_p_value``).
+    Three seeds against three have 20 splits, so p >= 0.1.
     """
     if not curves_a or not curves_b:
         raise ValueError(f"each model needs at least one curve, got {len(curves_a)} and {len(curves_b)}")
-    if num_permutations < 1:
-        raise ValueError(f"num_permutations must be >= 1, got {num_permutations}")
+    chosen, exact = label_splits(len(curves_a) + len(curves_b), len(curves_a), num_permutations, seed)
     grid, pooled = interpolate_to_common_grid([*curves_a, *curves_b])
     size_a, size_b = len(curves_a), len(curves_b)
     weights, total = trapezoid_weights(grid), pooled.sum(axis=0)
@@ -93,14 +114,11 @@ def permutation_test(curves_a: Sequence[Curve], curves_b: Sequence[Curve], num_p
         return np.abs(sums_a / size_a - (total - sums_a) / size_b) @ weights
 
     observed = float(areas(np.repeat([1.0, 0.0], [size_a, size_b])[None])[0])
-    membership = np.zeros((num_permutations, size_a + size_b))
-    np.put_along_axis(membership, random_splits(size_a + size_b, size_a, num_permutations, seed), 1.0, axis=1)
+    membership = np.zeros((len(chosen), size_a + size_b))
+    np.put_along_axis(membership, chosen, 1.0, axis=1)
     batch = max(1, PERMUTATION_BATCH_ELEMENTS // grid.size)
-    permuted = np.concatenate([areas(membership[i:i + batch]) for i in range(0, num_permutations, batch)])
-    # Splits equal to the observed one (or, with equal group sizes, its mirror) count as ">=" despite rounding.
-    tolerance = 1e-9 * np.abs(pooled).max() * (grid[-1] - grid[0])
-    exceed = int(np.count_nonzero(permuted >= observed - tolerance))
-    return PermutationTestResult(observed, (1 + exceed) / (num_permutations + 1), num_permutations)
+    permuted = np.concatenate([areas(membership[i:i + batch]) for i in range(0, len(chosen), batch)])
+    return split_p_value(observed, permuted, exact, 1e-9 * float(np.abs(pooled).max()) * (grid[-1] - grid[0]))
 
 
 def pairwise_permutation_tests(curves_by_model: Mapping[str, Mapping[int, Curve]], models: Sequence[str] | None = None,
@@ -203,27 +221,6 @@ def mean_and_standard_error(values: ArrayLike) -> tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1) / np.sqrt(array.size))
 
 
-def label_splits(size: int, size_a: int, num_permutations: int, seed: int) -> tuple[np.ndarray, bool]:
-    """The relabellings a two-group permutation test evaluates, as rows of group-a indices, and whether they are
-    all of them: every one of the ``C(size, size_a)`` splits when they number at most ``num_permutations`` (an
-    exact test), else ``num_permutations`` random ones (``random_splits``)."""
-    if num_permutations < 1:
-        raise ValueError(f"num_permutations must be >= 1, got {num_permutations}")
-    if math.comb(size, size_a) <= num_permutations:
-        return np.array(list(itertools.combinations(range(size), size_a))), True
-    return random_splits(size, size_a, num_permutations, seed), False
-
-
-def split_p_value(observed: float, permuted: np.ndarray, exact: bool, scale: float) -> PermutationTestResult:
-    """Two-sided p of ``observed`` among the statistics of the splits of ``label_splits``: exact, the fraction of
-    splits (the observed one included) with ``T_k >= T``; random, ``(1 + #{k : T_k >= T}) / (N + 1)``."""
-    # The observed split (and, with equal group sizes, its mirror) must count as ">=" despite rounding.
-    exceed = int(np.count_nonzero(permuted >= observed - 1e-12 * max(1.0, scale)))
-    if exact:
-        return PermutationTestResult(float(observed), exceed / permuted.size, permuted.size)
-    return PermutationTestResult(float(observed), (1 + exceed) / (permuted.size + 1), permuted.size)
-
-
 def mean_difference_permutation_test(values_a: ArrayLike, values_b: ArrayLike, num_permutations: int = 10_000,
                                      seed: int = 0) -> PermutationTestResult:
     """Two-sided permutation test between two models' scores (one per seed), e.g. their hard-OOD returns.
@@ -242,7 +239,7 @@ def mean_difference_permutation_test(values_a: ArrayLike, values_b: ArrayLike, n
     chosen, exact = label_splits(pooled.size, a.size, num_permutations, seed)
     sums_a = pooled[chosen].sum(axis=1)
     permuted = np.abs(sums_a / a.size - (pooled.sum() - sums_a) / b.size)
-    return split_p_value(abs(a.mean() - b.mean()), permuted, exact, float(np.abs(pooled).max()))
+    return split_p_value(abs(a.mean() - b.mean()), permuted, exact, 1e-12 * max(1.0, float(np.abs(pooled).max())))
 
 
 def relative_drop_permutation_test(id_a: ArrayLike, ood_a: ArrayLike, id_b: ArrayLike, ood_b: ArrayLike,
@@ -274,7 +271,7 @@ def relative_drop_permutation_test(id_a: ArrayLike, ood_a: ArrayLike, id_b: Arra
     drops_a = 1 - ood_sums_a / size_a / id_means_a
     drops_b = 1 - (oods.sum() - ood_sums_a) / size_b / id_means_b
     observed = abs(relative_drop(id_a_array, ood_a_array) - relative_drop(id_b_array, ood_b_array))
-    return split_p_value(observed, np.abs(drops_a - drops_b), exact, 1.0)
+    return split_p_value(observed, np.abs(drops_a - drops_b), exact, 1e-12)
 
 
 def relative_drop_ci(id_scores: ArrayLike, ood_scores: ArrayLike, num_resamples: int = 50_000,
