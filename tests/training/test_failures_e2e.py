@@ -15,7 +15,8 @@ from pvm_mbrl.checkpoint import load_checkpoint, nonfinite_tensors
 
 pytestmark = pytest.mark.slow
 
-# Updates start at env step 64 (16 agent steps of 4); the checkpoint at 40 comes before them.
+# Updates start at env step 96 (24 agent steps of 4: replay can then sample batch 2 x length 8 = 16 sequences of
+# 8 + 1 context steps); the checkpoints at 40 and 80 come before them.
 ARGS = [*TINY, "env.action_repeat=4", "train_ratio=16", "checkpoint_every=40", "log_every=40",
         "eval_every=1000000", "eval_episodes=1"]
 
@@ -31,10 +32,10 @@ def test_a_diverging_run_exits_2_naming_the_terms_and_keeps_a_finite_checkpoint(
     assert done.returncode == 2, done.stdout + done.stderr
     assert "pvm-mbrl: error: training diverged: 10 consecutive updates" in done.stderr
     assert "loss terms: value (10 of them)" in done.stderr and "Traceback" not in done.stderr
-    assert f"last good checkpoint is kept ({run_dir}/checkpoint.pt, at env step 40)" in done.stderr
-    assert f"[train] checkpoint at env step 40: {run_dir}/checkpoint.pt" in done.stdout
+    assert f"last good checkpoint is kept ({run_dir}/checkpoint.pt, at env step 80)" in done.stderr
+    assert f"[train] checkpoint at env step 80: {run_dir}/checkpoint.pt" in done.stdout
     state = load_checkpoint(run_dir / "checkpoint.pt")
-    assert state["counters"]["env_steps"] == 40 and nonfinite_tensors(state) == []
+    assert state["counters"]["env_steps"] == 80 and nonfinite_tensors(state) == []
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "failed" and status["reason"].startswith("training diverged")
 
