@@ -102,27 +102,27 @@ def test_disk_storage_keeps_the_ring_in_memory_mapped_files(tmp_path):
 
 def test_online_queue_trains_each_new_segment_once_before_uniform_samples():
     buffer = ReplayBuffer(capacity=1000, num_streams=2, seed=0, online_length=5)
-    fill(buffer, 12, streams=2)  # each stream completed segments ending at 5 and 10
+    fill(buffer, 12, streams=2)  # each stream completed the segments t 1..5 and 6..10, as DreamerV3 counts them
     stream, rows = buffer.sample_positions(3, 5)
     batch = buffer.gather((stream, rows))
-    # The oldest queued segments come first: stream 0 and 1 ending at step 5 (t 0..4), then stream 0's 5..9.
-    assert batch["t"][:3, 0].tolist() == [0, 0, 5] and batch["stream"][:3, 0].tolist() == [0, 1, 0]
-    rest = buffer.sample(4, 5)  # one queued segment left (stream 1, t 5..9), then uniform
-    assert rest["t"][0, 0] == 5 and rest["stream"][0, 0] == 1
+    # The oldest queued segments come first: stream 0's and 1's t 1..5, then stream 0's 6..10.
+    assert batch["t"][:3, 0].tolist() == [1, 1, 6] and batch["stream"][:3, 0].tolist() == [0, 1, 0]
+    rest = buffer.sample(4, 5)  # one queued segment left (stream 1, t 6..10), then uniform
+    assert rest["t"][0, 0] == 6 and rest["stream"][0, 0] == 1
     assert not buffer.online_queue
     assert buffer.sample(2, 3)["t"].shape == (2, 3)  # other lengths never take from the queue
 
 
 def test_online_queue_skips_evicted_segments_and_survives_state_round_trip(tmp_path):
     buffer = ReplayBuffer(capacity=8, num_streams=1, seed=0, online_length=4, directory=tmp_path)
-    fill(buffer, 12)  # segments ending at 4 (evicted), 8 and 12
+    fill(buffer, 13)  # segments t 1..4 (evicted: the ring holds 5..12), 5..8 and 9..12
     state = buffer.state()
     restored = ReplayBuffer(capacity=8, num_streams=1, seed=0, online_length=4, directory=tmp_path)
     buffer.save()
     restored.load_state(state)
     for replay in (buffer, restored):
         batch = replay.sample(2, 4)
-        assert batch["t"][:, 0].tolist() == [4, 8]
+        assert batch["t"][:, 0].tolist() == [5, 9]
 
 
 def test_write_replaces_values_at_sampled_positions():

@@ -98,7 +98,9 @@ class ReplayBuffer:
             self.data[key][streams, rows] = value
         self.totals += 1
         if self.online_length:
-            for stream in np.flatnonzero(self.totals % self.online_length == 0):
+            # As DreamerV3's replay counts them: segments of steps 1..L, L+1..2L, ... (its first step never queued).
+            complete = (self.totals > self.online_length) & ((self.totals - 1) % self.online_length == 0)
+            for stream in np.flatnonzero(complete):
                 self.online_queue.append((int(stream), int(self.totals[stream])))
         if self.directory is not None and (self.totals - self.saved).max() >= self.chunk_size:
             self.save()
