@@ -106,7 +106,11 @@ class ReplayBuffer:
             self.save()
 
     def __len__(self) -> int:
-        return int(np.minimum(self.totals, self.stream_capacity).sum())
+        return int(self._stored().sum())
+
+    def _stored(self) -> np.ndarray:
+        """Steps each stream's ring holds now."""
+        return np.minimum(self.totals, self.stream_capacity)
 
     @property
     def bytes_per_step(self) -> int:
@@ -119,7 +123,7 @@ class ReplayBuffer:
         return self.gather(self.sample_positions(batch_size, length))
 
     def _starts_per_stream(self, length: int) -> np.ndarray:
-        return np.maximum(np.minimum(self.totals, self.stream_capacity) - length + 1, 0)
+        return np.maximum(self._stored() - length + 1, 0)
 
     def sequences(self, length: int) -> int:
         """How many sequences of ``length`` steps can be sampled (DreamerV3's ``len(replay)``: its items)."""
@@ -131,8 +135,8 @@ class ReplayBuffer:
         Queued online segments come first (when ``length`` is the online length); the rest are uniform over
         every start position of every stream.
         """
+        stored = self._stored()
         starts_per_stream = self._starts_per_stream(length)
-        stored = np.minimum(self.totals, self.stream_capacity)
         if starts_per_stream.sum() == 0:
             raise ValueError(f"replay holds {len(self)} steps, fewer than one sequence of length {length}")
         ends = self._pop_online(batch_size) if length == self.online_length else []
