@@ -168,14 +168,12 @@ def run_scores(study: Study, env: str) -> ScoreTable:
         if run.episodes is None:
             continue
         returns = run.episodes.groupby("suite")["return"]
-        finite = returns.agg(lambda values: bool(np.isfinite(values).all()))  # pandas' mean would skip NaN
-        means = returns.mean().where(finite).to_dict()
-        for suite, mean in means.items():
-            if not np.isfinite(mean):
-                problems.append(f"{run.name}: non-finite episode returns in suite {suite}; the settings with it are "
-                                f"left out of this run's scores")
+        finite = returns.agg(lambda values: np.isfinite(values).all()).astype(bool)  # pandas' mean skips NaN
+        problems += [f"{run.name}: non-finite episode returns in suite {suite}; the settings with it are left out "
+                     f"of this run's scores" for suite in finite.index[~finite]]
+        means = returns.mean()[finite].to_dict()
         for setting, members in reporting_settings(env).items():
-            if not all(m in means and np.isfinite(means[m]) for m in members):
+            if not all(m in means for m in members):
                 continue
             score = (suite_set_normalised_score(suites, setting, means) if normalised
                      else float(np.mean([means[m] for m in members])))

@@ -242,6 +242,17 @@ def mean_difference_permutation_test(values_a: ArrayLike, values_b: ArrayLike, n
     return split_p_value(abs(a.mean() - b.mean()), permuted, exact, 1e-12 * max(1.0, float(np.abs(pooled).max())))
 
 
+def paired_values(id_scores: ArrayLike, ood_scores: ArrayLike, id_name: str, ood_name: str,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """One model's finite ID and OOD scores as arrays that pair up seed by seed (ValueError naming them if not)."""
+    id_array = finite_values(np.atleast_1d(id_scores), id_name)
+    ood_array = finite_values(np.atleast_1d(ood_scores), ood_name)
+    if id_array.shape != ood_array.shape:
+        raise ValueError(f"{id_name} and {ood_name} must pair up seed by seed, got {id_array.size} and "
+                         f"{ood_array.size} scores")
+    return id_array, ood_array
+
+
 def relative_drop_permutation_test(id_a: ArrayLike, ood_a: ArrayLike, id_b: ArrayLike, ood_b: ArrayLike,
                                    num_permutations: int = 10_000, seed: int = 0) -> PermutationTestResult:
     """Two-sided permutation test between two models' relative drops from ID to OOD, the drop the report shows.
@@ -251,15 +262,8 @@ def relative_drop_permutation_test(id_a: ArrayLike, ood_a: ArrayLike, id_b: Arra
     whole seeds, each keeping its ID and OOD scores together. Splits and p as ``mean_difference_permutation_test``.
     ValueError where a split's mean ID score is not above 0 (its drop is undefined: a seed below random in ID).
     """
-    pairs = []
-    for name, (ids, oods) in {"a": (id_a, ood_a), "b": (id_b, ood_b)}.items():
-        id_array = finite_values(np.atleast_1d(ids), f"id_{name}")
-        ood_array = finite_values(np.atleast_1d(oods), f"ood_{name}")
-        if id_array.shape != ood_array.shape:
-            raise ValueError(f"id_{name} and ood_{name} must pair up seed by seed, got {id_array.size} and "
-                             f"{ood_array.size} scores")
-        pairs.append((id_array, ood_array))
-    (id_a_array, ood_a_array), (id_b_array, ood_b_array) = pairs
+    id_a_array, ood_a_array = paired_values(id_a, ood_a, "id_a", "ood_a")
+    id_b_array, ood_b_array = paired_values(id_b, ood_b, "id_b", "ood_b")
     ids, oods = np.concatenate([id_a_array, id_b_array]), np.concatenate([ood_a_array, ood_b_array])
     size_a, size_b = id_a_array.size, id_b_array.size
     chosen, exact = label_splits(ids.size, size_a, num_permutations, seed)
@@ -284,11 +288,7 @@ def relative_drop_ci(id_scores: ArrayLike, ood_scores: ArrayLike, num_resamples:
     distribution): ValueError for the scores themselves, and also when any resample's ID mean is not above 0 (the
     interval would be unbounded).
     """
-    id_array = finite_values(np.atleast_1d(id_scores), "id_scores")
-    ood_array = finite_values(np.atleast_1d(ood_scores), "ood_scores")
-    if id_array.shape != ood_array.shape:
-        raise ValueError(f"id_scores and ood_scores must pair up seed by seed, got {id_array.size} and "
-                         f"{ood_array.size} scores")
+    id_array, ood_array = paired_values(id_scores, ood_scores, "id_scores", "ood_scores")
     if id_array.size < 2:
         raise ValueError(f"a bootstrap over seeds needs at least 2 seeds, got {id_array.size}")
     if not 0 < confidence < 1:
