@@ -90,9 +90,15 @@ def test_user_study_file(tmp_path):
 
 
 def test_gradient_updates_and_encoder_images_by_hand():
-    # (10,000 - 2,000) env steps / action repeat 2 = 4,000 agent steps x ratio 64 / (16 x 64) = 250 updates
-    assert gradient_updates(10_000, 2_000, 2, 64, 16 * 64) == 250
-    assert gradient_updates(1_000, 2_000, 1, 64, 1024) == 0
+    # 10,000 env steps / action repeat 2 = 5,000 loop iterations; updates start at iteration 1,000 (prefill 2,000
+    # env steps) or once 16 x 64 sequences of 65 steps can be sampled: 1,024 + 64 = 1,088, the later;
+    # (5,000 - 1,088 + 1) x ratio 64 / 1,024 = 244.6
+    assert gradient_updates(10_000, 2_000, 2, 1, 64, 16 * 64, 65) == 244
+    # the quick preset: 8,000 iterations from 256 + 16 = 272 on, 64 / 256 per iteration: 7,729 / 4 = 1,932.25
+    assert gradient_updates(16_000, 0, 2, 1, 64, 16 * 16, 17) == 1_932
+    # 4 envs, 2 env steps each per iteration: 1,250 iterations; 1,024 / 4 + 64 = 320 on; 931 x 4 x 64 / 1,024
+    assert gradient_updates(10_000, 0, 2, 4, 64, 16 * 64, 65) == 232
+    assert gradient_updates(1_000, 2_000, 1, 1, 64, 1024, 65) == 0  # never prefilled
     assert encoder_images(100, 5_000, "frozen", cache=True) == 100
     assert encoder_images(100, 5_000, "frozen", cache=False) == 5_100
     assert encoder_images(100, 5_000, "full", cache=True) == 5_100
@@ -103,9 +109,10 @@ def test_estimate_uses_stated_costs():
     cfg = run_config(STUDY, plan.run("driving__clip-frozen__seed0"))
     estimate = estimate_run(cfg, {"update_seconds": {"default": 1.0, "clip frozen": 0.5},
                                   "env_step_seconds": {"driving": 0.01}})
-    # 400k env steps at action repeat 2 = 200k agent steps; 400k (no prefill) / 2 x 512 / 1024 = 100,000 updates
-    assert (estimate.agent_steps, estimate.updates) == (200_000, 100_000)
-    assert estimate.hours == pytest.approx((100_000 * 0.5 + 200_000 * 0.01) / 3600)
+    # 400k env steps at action repeat 2 = 200k agent steps; no prefill, updates from step 1,024 + 64 = 1,088 on:
+    # (200,000 - 1,088 + 1) x 512 / 1,024 = 99,456.5
+    assert (estimate.agent_steps, estimate.updates) == (200_000, 99_456)
+    assert estimate.hours == pytest.approx((99_456 * 0.5 + 200_000 * 0.01) / 3600)
     assert estimate_run(cfg, {}).hours is None
 
 
@@ -115,7 +122,8 @@ def test_paper_dry_run_lists_42_runs_with_configs_and_compute(capsys, tmp_path):
     assert "study paper: 42 runs" in out
     assert out.count("     config: ") == 42 and out.count("     compute: ") == 42
     assert "driving__clip-full__seed2" in out and "env.size=224" in out and "steps=400000" in out
-    assert "total: 12,600,000 updates" in out  # 21 x 500,000 (table-top) + 21 x 100,000 (driving)
+    # 21 x 499,456 (table-top: (1M - 1,088 + 1) x 512 / 1,024) + 21 x 99,456 (driving: (200k - 1,088 + 1) / 2)
+    assert "total: 12,577,152 updates" in out
     assert not (tmp_path / "paper").exists()  # a dry run writes nothing
 
 
@@ -138,7 +146,8 @@ def test_dmc_shift_grid_runs_seed_by_seed_and_states_its_compute(capsys, tmp_pat
     assert config.encoder.input_size == 128
     assert main(["study", "dmc-shift", "--dry-run", "--dir", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
-    assert out.count("     compute: ") == 9 and "total: 67,500 updates" in out
+    # 9 x (30,000 - 272 + 1) x 64 / 256 = 9 x 7,432
+    assert out.count("     compute: ") == 9 and "total: 66,888 updates" in out
 
 
 def test_a_skip_rule_leaves_its_runs_out(tmp_path):
@@ -185,3 +194,15 @@ def test_a_launcher_entry_must_be_a_hydra_override(tmp_path):
     path.write_text("base: quick\nlauncher: [n_jobs=2]\n")
     with pytest.raises(ValueError, match="n_jobs=2 is not a Hydra launcher override"):
         make_plan(str(path), [], STUDY)
+
+
+def test_estimate_counts_the_updates_a_run_makes(tiny_overrides):
+    from pvm_mbrl.training.config import compose_config
+    from pvm_mbrl.training.loop import Trainer
+
+    cfg = compose_config([*tiny_overrides, "steps=160", "prefill=60", "train_ratio=24", "env.action_repeat=4",
+                          "eval_episodes=1", "eval_every=1000"])
+    trainer = Trainer(cfg)
+    trainer.run()
+    # 40 iterations, from max(60 / 4, 2 x 8 + 8) = 24 on: 17 x 24 / 16 = 25.5
+    assert trainer.updates == estimate_run(cfg, {}).updates == 25

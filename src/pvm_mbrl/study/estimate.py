@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
+from pvm_mbrl.training.config import sequence_length
+
 
 @dataclass(frozen=True)
 class RunEstimate:
@@ -18,9 +20,15 @@ class RunEstimate:
     hours: float | None      # None when the preset states no costs
 
 
-def gradient_updates(steps: int, prefill: int, action_repeat: int, train_ratio: float, batch_steps: int) -> int:
-    """Updates of a run: ``train_ratio`` replayed steps per agent step once ``prefill`` env steps are collected."""
-    return int(max(0, steps - prefill) / action_repeat * train_ratio / batch_steps)
+def gradient_updates(steps: int, prefill: int, action_repeat: int, num_envs: int, train_ratio: float,
+                     batch_steps: int, sequence_length: int) -> int:
+    """Updates of a run as the training loop counts them: each loop iteration adds one step per env and owes
+    ``num_envs x train_ratio / batch_steps`` updates, from the iteration where ``prefill`` env steps are collected
+    and replay can sample ``batch_steps`` sequences of ``sequence_length`` steps (DreamerV3's start) on."""
+    env_steps_per_iteration = num_envs * action_repeat
+    iterations = -(-steps // env_steps_per_iteration)
+    first = max(-(-prefill // env_steps_per_iteration), -(-batch_steps // num_envs) + sequence_length - 1)
+    return int(max(0, iterations - first + 1) * num_envs * train_ratio / batch_steps)
 
 
 def encoder_images(agent_steps: int, replayed_frames: int, finetune: str, cache: bool) -> int:
@@ -37,7 +45,8 @@ def estimate_run(cfg: DictConfig, costs: dict) -> RunEstimate:
     repeat = int(cfg.env.action_repeat)
     agent_steps = int(cfg.steps) // repeat
     batch_steps = int(cfg.batch_size) * int(cfg.batch_length)
-    updates = gradient_updates(int(cfg.steps), int(cfg.prefill), repeat, float(cfg.train_ratio), batch_steps)
+    updates = gradient_updates(int(cfg.steps), int(cfg.prefill), repeat, int(cfg.env.num_envs),
+                               float(cfg.train_ratio), batch_steps, sequence_length(cfg))
     finetune = str(cfg.encoder.get("finetune") or "scratch")
     label = str(cfg.encoder.name) if finetune == "scratch" else f"{cfg.encoder.name} {finetune}"
     images = encoder_images(agent_steps, updates * batch_steps, finetune, bool(cfg.encoder.get("cache", False)))

@@ -44,6 +44,11 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), validate: bool =
     return cfg
 
 
+def sequence_length(cfg: DictConfig) -> int:
+    """Steps a replayed sequence holds: the batch length plus the replay-context step before it."""
+    return int(cfg.batch_length) + int(cfg.replay_context)
+
+
 def _compose(overrides: list[str], unknown_ok: bool) -> DictConfig:
     # Inside a Hydra job (a study's) Hydra's global state is the launcher's: set it aside while composing.
     outer = GlobalHydra.instance().hydra

@@ -38,7 +38,7 @@ from pvm_mbrl.replay.buffer import ReplayBuffer
 from pvm_mbrl.rollout.episodes import EVAL_SEED_OFFSET, run_episodes
 from pvm_mbrl.rundir import RunDir, TrainerState
 from pvm_mbrl.training.allocator import retain_freed_memory
-from pvm_mbrl.training.config import resume_conflicts, to_yaml
+from pvm_mbrl.training.config import resume_conflicts, sequence_length, to_yaml
 from pvm_mbrl.training.guard import DivergenceGuard
 from pvm_mbrl.training.logger import MeanTracker, MetricsLogger, ProgressLine
 from pvm_mbrl.training.schedule import Every, Ratio
@@ -107,8 +107,7 @@ class Trainer:
 
     @property
     def sequence_length(self) -> int:
-        """Steps a replayed sequence holds: the batch length plus the replay-context step before it."""
-        return int(self.cfg.batch_length + self.cfg.replay_context)
+        return sequence_length(self.cfg)
 
     def update(self) -> dict[str, float]:
         """One training update on a replay batch; the posteriors it computed go back into replay."""
