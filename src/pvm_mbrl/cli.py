@@ -29,6 +29,20 @@ EPILOG = """examples:
 """
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Options may also come after overrides or run directories (``study dmc-shift --no-report seed=0``): argparse
+    fills a list positional from its first run of words only and calls the later words unrecognised; they are
+    appended to it here. An unknown option is still an error."""
+    args, rest = parser.parse_known_args(argv)
+    words = getattr(args, "overrides", getattr(args, "run_dirs", None))
+    unknown = rest if words is None else [word for word in rest if word.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if rest:
+        words.extend(rest)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pvm-mbrl", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     normalise.add_argument("--task", default=None, help="task measured (default: the family preset's); families "
                            "with per-task constants (dmc) store them under it")
     normalise.add_argument("--dry-run", action="store_true", help="print the returns without writing them")
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
 
     try:
         if args.command == "study":

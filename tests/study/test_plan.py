@@ -134,6 +134,12 @@ def test_quick_is_the_default_preset(capsys, tmp_path):
     assert "launcher: hydra/launcher=joblib hydra.launcher.n_jobs=2; 2 runs at once: ~" in out
     assert main(["study", "seed=0,1", "--dry-run", "--dir", str(tmp_path / "q")]) == 0
     assert "study quick: 4 runs" in capsys.readouterr().out
+    # options between the preset and its overrides: argparse alone would call `seed=0,1,2` unrecognised
+    assert main(["study", "quick", "--dry-run", "--dir", str(tmp_path / "q"), "seed=0,1,2"]) == 0
+    assert "study quick: 6 runs" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["study", "quick", "--dry-run", "seed=0", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
 def test_dmc_shift_grid_runs_seed_by_seed_and_states_its_compute(capsys, tmp_path):
