@@ -18,6 +18,7 @@ EPILOG = """examples:
   pvm-mbrl study paper --dry-run                   # the paper's 42 runs with their configs and compute
   pvm-mbrl study quick seed=0,1 hydra/launcher=joblib hydra.launcher.n_jobs=2
   pvm-mbrl study status studies/quick              # each run's state and progress
+  pvm-mbrl study export studies/quick results/quick  # finished runs' records, no checkpoints: report or resume
   pvm-mbrl train                                   # cpu preset on dmc:cartpole-balance
   pvm-mbrl train model=size12m env.name=dmc:walker-walk seed=1 steps=100000
   pvm-mbrl train run_dir=runs/demo                 # re-running the same command resumes it
@@ -48,14 +49,16 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     study = commands.add_parser(
-        "study", help="run a study (a grid of runs) to its report; `study status DIR` shows its runs",
+        "study", help="run a study (a grid of runs) to its report; `study status DIR` shows its runs, "
+             "`study export DIR DEST` copies its finished runs' records",
         description=f"Run every unfinished run of a study preset ({', '.join(preset_names())}, or a YAML file) "
                     "through a Hydra launcher, evaluate each on every suite, write the report. Re-running resumes. "
                     "Overrides: `seed=0,1,2` makes an axis, `steps=5000` changes every run, "
                     "`hydra/launcher=joblib|submitit_slurm|submitit_local|ray` picks the launcher.")
     study.add_argument("preset", nargs="?", default="quick",
-                       help=f"{' | '.join(preset_names())} (default: quick) | path/to/study.yaml | status")
-    study.add_argument("overrides", nargs="*", help="grid and run overrides; with `status`: the study directory")
+                       help=f"{' | '.join(preset_names())} (default: quick) | path/to/study.yaml | status | export")
+    study.add_argument("overrides", nargs="*", help="grid and run overrides; with `status`: the study directory; "
+                       "with `export`: the study directory and the destination")
     study.add_argument("--dir", default=None, help="study directory (default: studies/<preset>)")
     study.add_argument("--dry-run", action="store_true", help="list the runs, configs and compute; start nothing")
     study.add_argument("--progress-every", type=float, default=60.0, help="seconds between study progress lines")
@@ -160,6 +163,15 @@ def _study(args: argparse.Namespace) -> int:
         if len(args.overrides) != 1:
             raise ValueError("usage: pvm-mbrl study status STUDY_DIR")
         print(status_report(args.overrides[0]))
+        return 0
+    if args.preset == "export":
+        if len(args.overrides) != 2:
+            raise ValueError("usage: pvm-mbrl study export STUDY_DIR DESTINATION")
+        from pvm_mbrl.study.export import export_study
+
+        exported = export_study(*args.overrides)
+        print(f"[study] exported {len(exported)} finished run(s) to {args.overrides[1]} (records only, no "
+              f"checkpoints or replay): {', '.join(exported) or 'none'}")
         return 0
     options = StudyOptions(Path(args.dir) if args.dir else None, args.dry_run, args.progress_every,
                            not args.no_report)

@@ -33,6 +33,7 @@ CONFIG_FILE = "config.yaml"
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
+REPLAY_DIR = "replay"
 JOB_FILE = "job.json"
 JOB_LOG = "job.log"
 EVALUATION_DIR = "evaluations"
@@ -133,7 +134,7 @@ class RunDir:
 
     @property
     def replay(self) -> Path:
-        return self.path / "replay"
+        return self.path / REPLAY_DIR
 
     @property
     def checkpoint(self) -> Path:
@@ -178,6 +179,13 @@ class RunDir:
         if not self.exists():
             return []
         return [p for p in self.path.iterdir() if p.name not in (LOCK_NAME, JOB_FILE, JOB_LOG)]
+
+    def records(self) -> list[Path]:
+        """Everything here but the lock and what only further training reads (checkpoint, replay): a finished run's
+        results, report and state are read from these alone (``study export`` copies them)."""
+        if not self.exists():
+            return []
+        return [p for p in self.path.iterdir() if p.name not in (LOCK_NAME, CHECKPOINT_FILE, REPLAY_DIR)]
 
     def has_run_files(self) -> bool:
         return bool(self.training_output())

@@ -76,6 +76,22 @@ def test_interrupted_trained_finished(run):
     assert status.state is RunState.TRAINED and "evaluation settings changed (episodes)" in status.detail
 
 
+def test_a_finished_run_needs_no_checkpoint_but_anything_else_restarts_without_one(run):
+    run_dir, cfg = run
+    evaluated = {"state": "finished", "evaluation": EVALUATION, "evaluated_env_steps": 400}
+    write(run_dir, cfg, checkpoint=False, status={"state": "finished", "env_steps": 400}, job=evaluated)
+    status = state(run)
+    assert status.state is RunState.FINISHED and "records only (no checkpoint.pt" in status.detail
+    # evaluated with other settings: nothing to evaluate from, so it is trained again
+    write(run_dir, cfg, checkpoint=False, job={**evaluated, "evaluation": {"episodes": 5, "seed": 0}})
+    status = state(run)
+    assert status.state is RunState.HALF_WRITTEN and "nothing to evaluate from" in status.detail
+    # the study now plans more steps than were trained: no checkpoint to resume from
+    write(run_dir, cfg, checkpoint=False, status={"state": "finished", "env_steps": 300}, job=evaluated)
+    status = state(run)
+    assert status.state is RunState.HALF_WRITTEN and "stopped before its first checkpoint" in status.detail
+
+
 def test_progress_between_checkpoints_comes_from_metrics(run):
     run_dir, cfg = run
     write(run_dir, cfg, status={"state": "running", "env_steps": 100})

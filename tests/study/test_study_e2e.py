@@ -81,6 +81,15 @@ def test_killed_study_resumes_without_redoing_finished_runs(tmp_path):
     # a third run finds nothing to do
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "launching" not in again.stdout
+    # its export (records only: no checkpoints, no replay) is a study of its own: nothing to train, the same table
+    published = tmp_path / "published"
+    assert main(["study", "export", str(study), str(published)]) == 0
+    assert not list(published.rglob("checkpoint.pt")) and not list(published.rglob("replay"))
+    from_export = subprocess.run(study_command(published, "seed=0,1", "steps=2400"), capture_output=True, text=True,
+                                 env=env, timeout=300)
+    assert from_export.returncode == 0 and "launching" not in from_export.stdout, from_export.stderr[-3000:]
+    assert (published / "returns.csv").read_text() == (study / "returns.csv").read_text()
+    assert "dmc__cnn__seed1" in (published / "report" / "report.md").read_text()
 
 
 def test_crash_is_reported_and_does_not_stop_the_others_then_only_changed_evaluations_rerun(tmp_path, capsys):

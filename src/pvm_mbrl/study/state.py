@@ -31,7 +31,7 @@ class RunState(str, Enum):
     INTERRUPTED = "interrupted"    # a checkpoint short of the planned steps: resumed from it
     CRASHED = "crashed"            # the last attempt raised; retried (from its checkpoint) on the next launch
     TRAINED = "trained"            # trained, but not evaluated with the study's current evaluation settings
-    FINISHED = "finished"          # trained and evaluated: skipped
+    FINISHED = "finished"          # trained and evaluated: skipped (its checkpoint may be gone: records only)
     CONFLICT = "conflict"          # its saved config differs from the study's: left alone, never overwritten
 
     @property
@@ -98,17 +98,22 @@ def run_status(run_dir: Path, cfg: DictConfig, evaluation: dict) -> RunStatus:
         status.state, status.detail = RunState.CRASHED, record.get("error", "")
         status.log_tail = log_tail(files.job_log, 10)  # only crashes show it: not read on every poll
         return status
+    trained = files.trained(total)
+    reason = evaluation_done(record, evaluation, trained_steps) if trained else None
+    if config_path.exists() and not checkpoint.exists() and trained and reason is None:
+        status.detail = f"records only (no {checkpoint.name}, as `study export` leaves it)"
+        return status  # finished: its results need nothing more
     if not (config_path.exists() and checkpoint.exists()):
         missing = [p.name for p in (config_path, checkpoint) if not p.exists()]
         status.state = RunState.HALF_WRITTEN
-        status.detail = f"no {' and no '.join(missing)}: stopped before its first checkpoint"
+        status.detail = (f"no {' and no '.join(missing)}: " +
+                         ("nothing to evaluate from" if trained else "stopped before its first checkpoint"))
         return status
-    if not files.trained(total):
+    if not trained:
         status.state = RunState.INTERRUPTED
         status.detail = (f"checkpoint at {trained_steps:,} env steps "
                          f"({files.status().get('state', 'no trainer status')})")
         return status
-    reason = evaluation_done(record, evaluation, trained_steps)
     if reason:
         status.state, status.detail = RunState.TRAINED, reason
     return status
