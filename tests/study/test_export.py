@@ -64,6 +64,9 @@ def test_export_again_replaces_runs_and_refuses_what_would_mix_studies(study, tm
     assert export_study(study_dir, out) == [finished]
     assert not (out / finished / "stale.txt").exists()
     assert (out / finished / "evaluations" / "episodes.csv").read_text().endswith("2.0\n")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ValueError, match="a-file is a file; name a directory"):
+        export_study(study_dir, tmp_path / "a-file")
     with pytest.raises(ValueError, match="onto itself"):
         export_study(study_dir, study_dir)
     other = tmp_path / "other"

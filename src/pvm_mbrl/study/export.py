@@ -31,6 +31,8 @@ def export_study(study_dir: str | Path, destination: str | Path) -> list[str]:
     destination = Path(destination).resolve()
     if destination == study_dir:
         raise ValueError(f"cannot export {study_dir} onto itself; name another directory")
+    if destination.exists() and not destination.is_dir():
+        raise ValueError(f"export destination {destination} is a file; name a directory")
     if (destination / PLAN_FILE).exists() and read_plan_dict(destination) != read_plan_dict(study_dir):
         raise ValueError(f"{destination} holds another study's {PLAN_FILE}; export into an empty directory or an "
                          f"earlier export of {study_dir}")
