@@ -181,11 +181,14 @@ class RunDir:
         return [p for p in self.path.iterdir() if p.name not in (LOCK_NAME, JOB_FILE, JOB_LOG)]
 
     def records(self) -> list[Path]:
-        """Everything here but the lock and what only further training reads (checkpoint, replay): a finished run's
-        results, report and state are read from these alone (``study export`` copies them)."""
+        """Everything here but the lock and what only further training reads (checkpoints, the one before the last
+        included, and replay): a finished run's results, report and state are read from these alone (``study
+        export`` copies them)."""
         if not self.exists():
             return []
-        return [p for p in self.path.iterdir() if p.name not in (LOCK_NAME, CHECKPOINT_FILE, REPLAY_DIR)]
+        checkpoints = Path(CHECKPOINT_FILE).stem
+        return [p for p in self.path.iterdir()
+                if p.name not in (LOCK_NAME, REPLAY_DIR) and not p.name.startswith(checkpoints)]
 
     def has_run_files(self) -> bool:
         return bool(self.training_output())

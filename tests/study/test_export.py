@@ -33,6 +33,7 @@ def study(tmp_path):
         (run_dir / "evaluations" / "episodes.csv").write_text("suite,return\nid,1.0\n")
         (run_dir / "config.yaml").write_text(to_yaml(configs[spec.name]))
         (run_dir / "checkpoint.pt").write_bytes(b"weights")
+        (run_dir / "checkpoint.prev.pt").write_bytes(b"the checkpoint before")
         (run_dir / "metrics.jsonl").write_text('{"step": 200}\n')
         (run_dir / "status.json").write_text(json.dumps(status))
         (run_dir / JOB_FILE).write_text(json.dumps(job))
