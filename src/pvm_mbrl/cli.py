@@ -30,6 +30,9 @@ EPILOG = """examples:
 """
 
 
+REPORT_OPTIONS = ("curve_key", "curve_window", "threshold_window", "loss_window", "permutations", "bootstrap")
+
+
 def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """Options may also come after overrides or run directories (``study dmc-shift --no-report seed=0``): argparse
     fills a list positional from its first run of words only and calls the later words unrecognised; they are
@@ -87,16 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--out", default=None,
                         help="report directory (default: STUDY_DIR/report), or a .md path: its figures go into the "
                              "folder of the same name")
+    # Unset options take the study's own report settings (its study.yaml), else ReportOptions' defaults.
     defaults = ReportOptions()  # the one home of the report's defaults
-    report.add_argument("--curve-key", default=defaults.curve_key, help="metric of the learning curves")
-    report.add_argument("--curve-window", type=float, default=defaults.curve_window,
-                        help="env steps smoothed in Fig. 2")
-    report.add_argument("--threshold-window", type=float, default=defaults.threshold_window,
-                        help="smoothing for steps-to-threshold")
-    report.add_argument("--loss-window", type=float, default=defaults.loss_window, help="env steps smoothed in Fig. 3")
-    report.add_argument("--permutations", type=int, default=defaults.permutations)
-    report.add_argument("--bootstrap", type=int, default=defaults.bootstrap,
-                        help="bootstrap resamples for IQM intervals")
+    report.add_argument("--curve-key", help=f"metric of the learning curves (default: {defaults.curve_key})")
+    report.add_argument("--curve-window", type=float,
+                        help=f"env steps smoothed in Fig. 2 (default: the study's, else {defaults.curve_window:g})")
+    report.add_argument("--threshold-window", type=float, help="smoothing for steps-to-threshold (default: the "
+                        f"study's, else {defaults.threshold_window:g})")
+    report.add_argument("--loss-window", type=float,
+                        help=f"env steps smoothed in Fig. 3 (default: the study's, else {defaults.loss_window:g})")
+    report.add_argument("--permutations", type=int, help=f"default: the study's, else {defaults.permutations}")
+    report.add_argument("--bootstrap", type=int, help="bootstrap resamples for IQM intervals (default: the study's, "
+                        f"else {defaults.bootstrap})")
     envs = commands.add_parser("envs", help="inspect env families and their shift suites")
     env_commands = envs.add_subparsers(dest="envs_command", required=True)
     preview = env_commands.add_parser("preview", help="write a PNG with one frame per shift suite")
@@ -132,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "envs":
             return _envs(args)
         elif args.command == "report":
-            options = ReportOptions(curve_key=args.curve_key, curve_window=args.curve_window,
-                                    threshold_window=args.threshold_window, loss_window=args.loss_window,
-                                    permutations=args.permutations, bootstrap=args.bootstrap)
-            md_path, html_path = write_report(args.study_dir, args.out, options)
+            from pvm_mbrl.study.launch import study_report_options
+
+            given = {key: getattr(args, key) for key in REPORT_OPTIONS if getattr(args, key) is not None}
+            md_path, html_path = write_report(args.study_dir, args.out, study_report_options(args.study_dir, given))
             print(f"[report] wrote {md_path} and {html_path}")
         else:
             from pvm_mbrl.evaluation.suites import evaluate_suites

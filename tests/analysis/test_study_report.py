@@ -17,6 +17,8 @@ from pvm_mbrl.analysis.report_results import reporting_settings, run_scores
 from pvm_mbrl.analysis.study import read_study
 from pvm_mbrl.cli import main
 from pvm_mbrl.evaluation import settings as evaluation_settings
+from pvm_mbrl.study.plan import make_plan
+from pvm_mbrl.study.state import write_plan
 
 ENV = "tabletop:pick_single_ycb"
 
@@ -104,12 +106,21 @@ def test_a_study_without_runs_is_refused_with_a_clear_message(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_the_report_command_starts_from_report_options(tmp_path, monkeypatch):
+def test_the_report_command_starts_from_the_study_settings_or_report_options(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(cli, "write_report", lambda study_dir, out, options: seen.append(options) or ("md", "html"))
     assert main(["report", str(tmp_path)]) == 0 and seen[-1] == ReportOptions()
     assert main(["report", str(tmp_path), "--curve-window", "5", "--bootstrap", "7"]) == 0
     assert seen[-1] == ReportOptions(curve_window=5, bootstrap=7)
+    # a study directory: its preset's report settings and notes, with what the command line gives on top
+    study_dir = tmp_path / "study"
+    plan, _ = make_plan("dmc-shift", [], study_dir)
+    write_plan(study_dir, plan.to_dict())
+    assert main(["report", str(study_dir), "--bootstrap", "7"]) == 0
+    options = seen[-1]
+    assert (options.curve_window, options.threshold_window, options.loss_window, options.bootstrap) == (
+        5000, 2000, 1000, 7)
+    assert options.notes[0].startswith("Study preset `dmc-shift`: CNN vs EfficientNet-Lite0")
 
 
 def test_the_command_line_imports_the_report_settings_without_the_analyses():

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
@@ -24,6 +25,7 @@ from pvm_mbrl.rundir import JOB_LOG
 from pvm_mbrl.study.estimate import estimate_run
 from pvm_mbrl.study.plan import StudyPlan, is_launcher_override, make_plan, preset_name, run_configs
 from pvm_mbrl.study.state import (
+    PLAN_FILE,
     RunState,
     RunStatus,
     format_status_table,
@@ -34,6 +36,9 @@ from pvm_mbrl.study.state import (
 )
 from pvm_mbrl.training.config import CONF_DIR
 from pvm_mbrl.training.logger import format_duration
+
+if TYPE_CHECKING:
+    from pvm_mbrl.analysis.report_options import ReportOptions
 
 JOB_CONFIG = "study_job"
 
@@ -187,11 +192,22 @@ def report_notes(plan: StudyPlan) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def write_study_report(study_dir: Path, plan: StudyPlan) -> tuple[Path, Path]:
-    from pvm_mbrl.analysis.report import write_report
+def study_report_options(study_dir: str | Path, given: dict | None = None) -> ReportOptions:
+    """The report settings of the study in ``study_dir`` (its preset's ``report`` section and notes; the defaults
+    for a directory of runs without a ``study.yaml``), with the settings ``given`` on the command line on top."""
     from pvm_mbrl.analysis.report_options import ReportOptions
 
-    return write_report(study_dir, options=ReportOptions(**plan.report, notes=report_notes(plan)))
+    given = given or {}
+    if not (Path(study_dir) / PLAN_FILE).exists():
+        return ReportOptions(**given)
+    _, plan = load_study(study_dir)
+    return ReportOptions(**{**plan.report, **given}, notes=report_notes(plan))
+
+
+def write_study_report(study_dir: Path) -> tuple[Path, Path]:
+    from pvm_mbrl.analysis.report import write_report
+
+    return write_report(study_dir, options=study_report_options(study_dir))
 
 
 def run_study(preset: str, overrides: list[str], options: StudyOptions | None = None) -> int:
@@ -227,6 +243,6 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
                 print(f"[study] {status.name} crashed: {status.detail}; last lines of its {JOB_LOG}:\n  " +
                       "\n  ".join(status.log_tail), flush=True)
         if options.report and any(s.state in (RunState.FINISHED, RunState.TRAINED) for s in statuses):
-            md_path, html_path = write_study_report(study_dir, plan)
+            md_path, html_path = write_study_report(study_dir)
             print(f"[study] report: {md_path} and {html_path}", flush=True)
     return 0 if all(s.state is RunState.FINISHED for s in statuses) else 1
