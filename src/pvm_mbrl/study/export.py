@@ -15,7 +15,7 @@ from pathlib import Path
 from pvm_mbrl.locks import is_locked
 from pvm_mbrl.rundir import RunDir
 from pvm_mbrl.study.launch import load_study, study_statuses
-from pvm_mbrl.study.plan import run_configs
+from pvm_mbrl.study.plan import StudyPlan, run_configs
 from pvm_mbrl.study.state import PLAN_FILE, RunState, read_plan_dict
 
 STAGING_PREFIX = ".export-"  # hidden: run discovery skips a copy that an interrupted export left half done
@@ -33,7 +33,7 @@ def export_study(study_dir: str | Path, destination: str | Path) -> list[str]:
         raise ValueError(f"cannot export {study_dir} onto itself; name another directory")
     if destination.exists() and not destination.is_dir():
         raise ValueError(f"export destination {destination} is a file; name a directory")
-    if (destination / PLAN_FILE).exists() and read_plan_dict(destination) != read_plan_dict(study_dir):
+    if (destination / PLAN_FILE).exists() and StudyPlan.from_dict(read_plan_dict(destination)) != plan:
         raise ValueError(f"{destination} holds another study's {PLAN_FILE}; export into an empty directory or an "
                          f"earlier export of {study_dir}")
     statuses = study_statuses(study_dir, plan, run_configs(study_dir, plan, validate=False))
