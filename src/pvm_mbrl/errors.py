@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
+from typing import Any
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop a run with a checkpoint, a study with one per running run
 
 class RunError(Exception):
     """A run cannot go on, for a reason its message states with what the user can do (no traceback needed)."""
@@ -37,3 +40,13 @@ class Interrupted(KeyboardInterrupt):
 def interrupt_exit_status(interrupt: KeyboardInterrupt) -> int:
     """The shell's convention: 130 after Ctrl-C (SIGINT), 143 after SIGTERM."""
     return 128 + getattr(interrupt, "signum", signal.SIGINT)
+
+
+def handle_stop_signals(handler: Callable[[int, Any], Any] | int) -> dict[int, Any]:
+    """Handle SIGINT and SIGTERM with ``handler``; returns the handlers replaced (for ``restore_signal_handlers``)."""
+    return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+
+
+def restore_signal_handlers(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

@@ -45,3 +45,20 @@ def test_the_joblib_workers_end_before_the_report():
     release_local_workers()
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
                    for pid in workers)
+
+
+def test_a_job_does_not_start_once_its_study_is_asked_to_stop(tmp_path, capsys):
+    import signal
+
+    from pvm_mbrl.study.job import execute_run
+    from pvm_mbrl.study.plan import make_plan
+    from pvm_mbrl.study.state import clear_stop_request, request_stop, stop_requested
+
+    plan, _ = make_plan("quick", [*TINY_STUDY, "seed=0"], tmp_path)
+    request_stop(tmp_path, signal.SIGTERM)
+    assert stop_requested(tmp_path)
+    assert execute_run(tmp_path, plan, plan.runs[0]) == {"state": "stopped"}
+    assert not (tmp_path / plan.runs[0].name).exists()  # nothing written: the run stays pending
+    assert "not started, the study is stopping" in capsys.readouterr().out
+    clear_stop_request(tmp_path)
+    assert not stop_requested(tmp_path)

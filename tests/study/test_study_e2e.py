@@ -1,4 +1,5 @@
-"""Whole studies through the command line: kill and resume, crashes, re-evaluation, half-written runs, joblib."""
+"""Whole studies through the command line: kill and resume, stop by signal, crashes, re-evaluation, half-written
+runs, joblib."""
 
 import json
 import os
@@ -90,6 +91,42 @@ def test_killed_study_resumes_without_redoing_finished_runs(tmp_path):
     assert from_export.returncode == 0 and "launching" not in from_export.stdout, from_export.stderr[-3000:]
     assert (published / "returns.csv").read_text() == (study / "returns.csv").read_text()
     assert "dmc__cnn__seed1" in (published / "report" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("how", ["ctrl-c in the terminal", "sigterm to the launcher"])
+def test_a_signalled_study_checkpoints_its_running_runs_and_starts_no_other(tmp_path, how):
+    import psutil
+
+    study = tmp_path / "study"
+    runs = [study / f"dmc__cnn__seed{seed}" for seed in range(3)]
+    command = study_command(study, "seed=0,1,2", "steps=4000", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(tmp_path / "first.log", "w") as log:  # a session of its own, as a terminal's foreground job has
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        wait_until(lambda: all(trainer_status(run).get("env_steps", 0) >= 800 for run in runs[:2]), process)
+        workers = psutil.Process(process.pid).children(recursive=True)
+        if how == "ctrl-c in the terminal":  # the terminal signals the whole foreground process group
+            os.killpg(process.pid, signal.SIGINT)
+        else:  # `kill PID`: only the launcher gets it
+            process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=120)
+    output = (tmp_path / "first.log").read_text()
+    assert status == (130 if how == "ctrl-c in the terminal" else 143), output[-3000:]
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, "worker processes outlived the study"
+    stopped = {run.name: trainer_status(run) for run in runs[:2]}
+    for run in runs[:2]:  # training went on past its last periodic checkpoint (800) and wrote one where it stopped
+        assert stopped[run.name]["state"] == "interrupted" and 800 < stopped[run.name]["env_steps"] < 4000, output
+        assert f"checkpoint at env step {stopped[run.name]['env_steps']:,}: {run}" in output
+        assert job(run)["state"] == "interrupted"
+    assert not (runs[2] / JOB_FILE).exists() and "dmc__cnn__seed2: not started, the study is stopping" in output
+    assert "stopped by signal" in output and not (study / ".stop-requested").exists()
+
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    for run in runs[:2]:
+        assert f"resuming {run} at env step {stopped[run.name]['env_steps']:,}" in (run / JOB_LOG).read_text()
+    assert all(job(run)["state"] == "finished" for run in runs)
 
 
 def test_crash_is_reported_and_does_not_stop_the_others_then_only_changed_evaluations_rerun(tmp_path, capsys):

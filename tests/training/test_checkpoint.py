@@ -127,3 +127,22 @@ def test_a_second_signal_while_checkpointing_does_not_cut_it_short(capsys):
         os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGINT) is before
     assert capsys.readouterr().out.count("still writing the checkpoint") == 2
+
+
+def test_a_second_signal_right_after_the_interrupt_only_prints(capsys):
+    """Two signals can come at once (the terminal's Ctrl-C and a study launcher passing its own on); the second must
+    not interrupt the handling of the first before the checkpoint's deferral begins."""
+    import os
+    import signal
+
+    from pvm_mbrl.errors import Interrupted, handle_stop_signals, restore_signal_handlers
+    from pvm_mbrl.training import loop
+
+    previous = handle_stop_signals(loop._raise_interrupt)  # as training installs it
+    try:
+        with pytest.raises(Interrupted):
+            os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)  # would raise again here without the handler's switch
+    finally:
+        restore_signal_handlers(previous)
+    assert "still writing the checkpoint" in capsys.readouterr().out

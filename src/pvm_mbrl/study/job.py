@@ -5,6 +5,10 @@ submitit, or in Ray tasks): it takes only the study directory and the run's name
 the study's ``study.yaml``, so a job needs nothing from the process that launched it. It holds the run directory's
 lock while it works; everything it prints also goes to the run's ``job.log``; a crash is recorded in ``job.json``
 (error, traceback, last log lines) and returned, never raised, so one broken run does not stop the others.
+
+An interrupt (SIGINT, SIGTERM) stops the run with a checkpoint. In the launcher's own process it is raised, ending the
+launch; in a worker of a local launcher (joblib) it is returned instead, since an exception would make joblib kill
+the other workers before their checkpoints are written. A job that finds the study's stop request does not start.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import io
 import os
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -22,10 +27,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pvm_mbrl.errors import Interrupted, handle_stop_signals
 from pvm_mbrl.locks import LockedError, directory_lock
 from pvm_mbrl.rundir import RunDir, log_tail
 from pvm_mbrl.study.plan import RunSpec, StudyPlan, run_config
-from pvm_mbrl.study.state import evaluation_done, read_plan_dict
+from pvm_mbrl.study.state import evaluation_done, read_plan_dict, stop_requested
 
 DISCARDED_DIR = ".discarded"  # hidden: reports and run discovery skip it
 
@@ -72,8 +78,12 @@ def discard_half_written(run_dir: Path) -> Path | None:
 
 
 def execute_run(study_dir: Path, plan: StudyPlan, spec: RunSpec) -> dict:
-    """Train (resuming) and evaluate one run; returns its job record (``state``: finished, crashed or busy)."""
+    """Train (resuming) and evaluate one run; returns its job record (``state``: finished, crashed, busy, or
+    stopped when the study was asked to stop before the job began)."""
     run_dir = Path(study_dir) / spec.name
+    if stop_requested(study_dir):
+        print(f"[study] {spec.name}: not started, the study is stopping", flush=True)
+        return {"state": "stopped"}
     try:
         with directory_lock(run_dir, f"study {plan.preset} job"):
             return _attempt(Path(study_dir), plan, spec, run_dir)
@@ -130,8 +140,31 @@ def _attempt(study_dir: Path, plan: StudyPlan, spec: RunSpec, run_dir: Path) -> 
     return record
 
 
+def _interrupt_once(signum, frame):  # noqa: ARG001 - signal handler signature
+    handle_stop_signals(signal.SIG_IGN)  # the launcher passes its signal on, so the terminal's Ctrl-C may come twice
+    raise Interrupted(signum)
+
+
+def execute_run_in_worker(study_dir: Path, plan: StudyPlan, spec: RunSpec) -> dict:
+    """``execute_run`` in a local launcher's worker process: the first SIGINT or SIGTERM stops the run (training
+    writes its checkpoint) and its record is returned; later signals, and any while the worker waits for its next
+    job, are ignored (an exception escaping a worker, or a worker dying, makes joblib kill the others at once)."""
+    handle_stop_signals(_interrupt_once)
+    try:
+        return execute_run(study_dir, plan, spec)
+    except KeyboardInterrupt:
+        handle_stop_signals(signal.SIG_IGN)
+        return {**RunDir(Path(study_dir) / spec.name).job_record(), "state": "interrupted"}
+    finally:
+        handle_stop_signals(signal.SIG_IGN)
+
+
 def run_job(cfg: DictConfig) -> dict:
-    """Hydra task function: ``cfg.study_dir`` and ``cfg.run`` name the job."""
+    """Hydra task function: ``cfg.study_dir`` and ``cfg.run`` name the job; ``cfg.launcher_pid`` tells a local
+    launcher's worker (a child of the launching process) from the launcher itself and from remote jobs."""
     study_dir = Path(str(cfg.study_dir))
     plan = StudyPlan.from_dict(read_plan_dict(study_dir))
-    return execute_run(study_dir, plan, plan.run(str(cfg.run)))
+    spec = plan.run(str(cfg.run))
+    if cfg.get("launcher_pid") is not None and os.getppid() == cfg.launcher_pid:
+        return execute_run_in_worker(study_dir, plan, spec)
+    return execute_run(study_dir, plan, spec)

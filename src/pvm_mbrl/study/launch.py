@@ -5,21 +5,25 @@ state from its directory (``state.py``), and hands only the unfinished runs to H
 launcher (``hydra/launcher=basic|joblib|submitit_slurm|submitit_local|ray``); each job brings its run to
 ``finished`` (``job.py``). Re-running the same command therefore skips finished runs, resumes interrupted ones from
 their checkpoints and re-evaluates only runs whose evaluation settings changed. A lock on the study directory stops
-two launches of the same study at once; each run's own lock stops two jobs on one run.
+two launches of the same study at once; each run's own lock stops two jobs on one run. Ctrl-C or SIGTERM stops a
+local study without losing training: every running run writes a checkpoint and no further run starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from pvm_mbrl.errors import Interrupted, handle_stop_signals, restore_signal_handlers
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.rundir import JOB_LOG
 from pvm_mbrl.study.estimate import estimate_run
@@ -28,8 +32,10 @@ from pvm_mbrl.study.state import (
     PLAN_FILE,
     RunState,
     RunStatus,
+    clear_stop_request,
     format_status_table,
     read_plan_dict,
+    request_stop,
     run_status,
     summary_line,
     write_plan,
@@ -85,6 +91,7 @@ def parallel_jobs(launcher_overrides: list[str]) -> int:
 
 
 LOCAL_LAUNCHERS = ("hydra/launcher=joblib", "hydra/launcher=submitit_local")  # their runs share this machine
+WORKER_LAUNCHER = "hydra/launcher=joblib"  # runs each job in a worker process that is a child of the launcher
 
 
 def runs_sharing_wall_time(launcher_overrides: list[str], cores: int) -> int:
@@ -140,6 +147,39 @@ class ProgressMonitor(threading.Thread):
                   flush=True)
 
 
+@dataclass
+class StopSignal:
+    signum: int | None = None  # the signal that asked the study to stop, once one has
+
+
+@contextlib.contextmanager
+def stopping_on_signal(study_dir: Path) -> Iterator[StopSignal]:
+    """While this process's workers run the study's jobs: the first SIGINT or SIGTERM asks the study to stop. The
+    request is written to the study directory (jobs not begun yet see it and do not start) and the signal is passed
+    on to the workers (a ``kill`` reaches only this process; a terminal's Ctrl-C already reached them), whose running
+    runs write checkpoints; the launch then ends as usual. A second signal stops at once, as Ctrl-C did before."""
+    import psutil
+
+    stop = StopSignal()
+
+    def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+        if stop.signum is not None:
+            raise Interrupted(signum)
+        stop.signum = signum
+        request_stop(study_dir, signum)
+        print(f"[study] signal {signum}: stopping; running runs write a checkpoint, no further run starts (signal "
+              f"again to stop at once, losing what they did since their last checkpoint)", flush=True)
+        for worker in psutil.Process().children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.send_signal(signum)
+
+    previous = handle_stop_signals(on_signal)
+    try:
+        yield stop
+    finally:
+        restore_signal_handlers(previous)
+
+
 def launch(study_dir: Path, names: list[str], launcher_overrides: list[str]) -> None:
     """Run ``names`` as one Hydra multirun of ``run_job`` with the chosen launcher."""
     from hydra._internal.hydra import Hydra
@@ -152,7 +192,8 @@ def launch(study_dir: Path, names: list[str], launcher_overrides: list[str]) -> 
     hydra = Hydra.create_main_hydra2(task_name="pvm-mbrl-study", config_search_path=create_config_search_path(
         str(CONF_DIR)))
     runs = ",".join(f"'{name}'" for name in names)  # quoted: a name is never read as a number or a list
-    overrides = [f"study_dir='{study_dir}'", f"run={runs}", *with_launcher_defaults(launcher_overrides)]
+    overrides = [f"study_dir='{study_dir}'", f"run={runs}", f"launcher_pid={os.getpid()}",
+                 *with_launcher_defaults(launcher_overrides)]
     try:
         hydra.multirun(config_name=JOB_CONFIG, task_function=run_job, overrides=overrides)
     finally:
@@ -223,20 +264,30 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
         return 0
     with directory_lock(study_dir, f"study {plan.preset} launcher"):
         write_plan(study_dir, plan.to_dict())
+        clear_stop_request(study_dir)  # left by a launcher killed while stopping
         statuses = study_statuses(study_dir, plan, configs)
         print(f"[study] {plan.preset} in {study_dir}: {len(plan.runs)} runs\n{format_status_table(statuses)}",
               flush=True)
         todo = [s.name for s in statuses if s.state.to_launch]
+        stop = StopSignal()
         if todo:
             print(f"[study] launching {len(todo)} run(s): {', '.join(todo)} ({describe_launcher(launcher)})",
                   flush=True)
             monitor = ProgressMonitor(study_dir, plan, configs, options.progress_every)
             monitor.start()
+            # In-process jobs stop through training's own handler (the interrupt ends the launch); workers need ours.
+            stopping = stopping_on_signal(study_dir) if WORKER_LAUNCHER in launcher else contextlib.nullcontext(stop)
             try:
-                launch(study_dir, todo, launcher)
+                with stopping as stop:
+                    launch(study_dir, todo, launcher)
             finally:
                 monitor.stopped.set()
+                clear_stop_request(study_dir)
         statuses = study_statuses(study_dir, plan, configs)
+        if stop.signum is not None:
+            print(f"[study] stopped by signal {stop.signum}: {summary_line(statuses)}; the same command resumes "
+                  f"it\n{format_status_table(statuses)}", flush=True)
+            return 128 + stop.signum
         print(f"[study] done: {summary_line(statuses)}\n{format_status_table(statuses)}", flush=True)
         for status in statuses:
             if status.state is RunState.CRASHED:

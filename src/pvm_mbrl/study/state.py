@@ -9,6 +9,7 @@ here imports torch.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -22,6 +23,7 @@ from pvm_mbrl.rundir import RunDir, log_tail
 from pvm_mbrl.training.config import resume_conflicts
 
 PLAN_FILE = "study.yaml"
+STOP_FILE = ".stop-requested"  # written by a signalled launcher: jobs that have not started yet do not start
 
 
 class RunState(str, Enum):
@@ -164,3 +166,15 @@ def read_plan_dict(study_dir: Path) -> dict:
         raise ValueError(f"{study_dir} is not a study directory (no {PLAN_FILE}); start one with "
                          f"`pvm-mbrl study PRESET --dir {study_dir}`")
     return OmegaConf.to_container(OmegaConf.load(path))
+
+
+def request_stop(study_dir: Path, signum: int) -> None:
+    atomic_write_text(Path(study_dir) / STOP_FILE, json.dumps({"signal": signum, "time": time.time()}))
+
+
+def stop_requested(study_dir: Path) -> bool:
+    return (Path(study_dir) / STOP_FILE).exists()
+
+
+def clear_stop_request(study_dir: Path) -> None:
+    (Path(study_dir) / STOP_FILE).unlink(missing_ok=True)

@@ -10,7 +10,6 @@ marks its status failed with the reason and keeps its last good checkpoint, with
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +31,7 @@ from pvm_mbrl.checkpoint import (
 from pvm_mbrl.dreamer.agent import Agent, resolve_device, use_threads
 from pvm_mbrl.envs.registry import make_batched_env, make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
-from pvm_mbrl.errors import Interrupted, RunError
+from pvm_mbrl.errors import Interrupted, RunError, handle_stop_signals, restore_signal_handlers
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.replay.buffer import ReplayBuffer
 from pvm_mbrl.rollout.episodes import EVAL_SEED_OFFSET, run_episodes
@@ -162,7 +161,7 @@ class Trainer:
         logger = MetricsLogger(self.files)
         progress = ProgressLine(int(cfg.steps), self.env_steps)
         # Both signals checkpoint and exit, also where SIGINT was inherited as ignored (a job started with `&`).
-        previous_handlers = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous_handlers = handle_stop_signals(_raise_interrupt)
         if self.resuming:
             print(f"[train] resuming {self.run_dir} at env step {self.env_steps:,}", flush=True)
         print(f"[train] {self.run_dir}: device {self.device}, precision {self.agent.precision}, "
@@ -180,8 +179,7 @@ class Trainer:
             self.mark_failed(error)
             raise
         finally:
-            for sig, handler in previous_handlers.items():
-                signal.signal(sig, handler)
+            restore_signal_handlers(previous_handlers)
             logger.close()
         return last_eval
 
@@ -273,21 +271,24 @@ class Trainer:
 
 
 def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    # A second signal can follow at once (a study's launcher passes its own on to workers the terminal's Ctrl-C
+    # already reached): from here on signals only print, so none cuts the checkpoint short before it starts.
+    handle_stop_signals(_say_still_checkpointing)
     raise Interrupted(signum)
+
+
+def _say_still_checkpointing(signum, frame):  # noqa: ARG001 - signal handler signature
+    print(f"[train] signal {signum} again: still writing the checkpoint, exiting right after", flush=True)
 
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
     """SIGINT and SIGTERM only print a line inside the block (the interrupt is already being handled)."""
-    def say(signum, frame):  # noqa: ARG001 - signal handler signature
-        print(f"[train] signal {signum} again: still writing the checkpoint, exiting right after", flush=True)
-
-    previous = {sig: signal.signal(sig, say) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = handle_stop_signals(_say_still_checkpointing)
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore_signal_handlers(previous)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
