@@ -32,6 +32,7 @@ from pvm_mbrl.locks import LOCK_NAME
 CONFIG_FILE = "config.yaml"
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
+ENV_STEPS_PER_S = "speed/env_steps_per_s"  # a metric of every training log line: what progress lines and ETAs use
 CHECKPOINT_FILE = "checkpoint.pt"
 REPLAY_DIR = "replay"
 JOB_FILE = "job.json"
@@ -236,15 +237,25 @@ class RunDir:
         """``(step, value)`` of one metric, in file order."""
         return [(int(r["step"]), float(r[key])) for r in self.metric_records()[0] if key in r and "step" in r]
 
+    def _last_metric_records(self) -> list[dict]:
+        """The decodable records among the last lines of ``metrics.jsonl`` (cheap on a file still growing)."""
+        return decode_json_lines("\n".join(log_tail(self.metrics_path, 5)).encode())[0]
+
     def last_logged_step(self) -> int:
         """The env step of the last complete line of ``metrics.jsonl`` (progress between checkpoints), or 0."""
-        records, _ = decode_json_lines("\n".join(log_tail(self.metrics_path, 5)).encode())
-        for record in reversed(records):
+        for record in reversed(self._last_metric_records()):
             try:
                 return int(record["step"])
             except (KeyError, TypeError, ValueError):
                 continue
         return 0
+
+    def last_logged_speed(self) -> float | None:
+        """Env steps per second over the last logged interval, or None before the first log line."""
+        for record in reversed(self._last_metric_records()):
+            if isinstance(record.get(ENV_STEPS_PER_S), int | float):
+                return float(record[ENV_STEPS_PER_S])
+        return None
 
     def metrics_needs_newline(self) -> bool:
         """Whether the last record was cut by a crash (appends must then start on a fresh line)."""

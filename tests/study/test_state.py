@@ -114,6 +114,21 @@ def test_crashed_conflict_running(run):
         assert status.state is RunState.RUNNING and "(test, since" in status.detail
 
 
+def test_a_running_runs_speed_and_when_it_will_have_trained(run):
+    run_dir, cfg = run
+    write(run_dir, cfg, status={"state": "running", "env_steps": 100})
+    (run_dir / "metrics.jsonl").write_text('{"step": 100, "speed/env_steps_per_s": 2.0}\n{"step": 100, '
+                                           '"eval/return": 5.0}\n{"step": 200, "speed/env_steps_per_s": 0.5}\n')
+    assert state(run).training_eta is None  # not running: no speed is claimed
+    with directory_lock(run_dir, "test"):
+        status = state(run)
+    assert (status.env_steps_per_s, status.training_eta) == (0.5, 400.0)  # (400 - 200) steps at the last speed
+    row = format_status_table([status]).splitlines()[1]
+    assert "0.5 env-steps/s, trained in ~0:06:40; pid" in row
+    status.env_steps = 400
+    assert "evaluating; pid" in format_status_table([status]).splitlines()[1]
+
+
 def test_evaluation_done_by_hand():
     assert evaluation_done(None, EVALUATION, 10) == "not evaluated yet"
     assert evaluation_done({"evaluation": EVALUATION, "evaluated_env_steps": 10}, EVALUATION, 10) is None

@@ -21,6 +21,7 @@ from pvm_mbrl.atomic import atomic_write_text
 from pvm_mbrl.locks import LOCK_NAME, describe_holder, is_locked, lock_holder
 from pvm_mbrl.rundir import RunDir, log_tail
 from pvm_mbrl.training.config import resume_conflicts
+from pvm_mbrl.training.logger import format_duration
 
 PLAN_FILE = "study.yaml"
 STOP_FILE = ".stop-requested"  # written by a signalled launcher: jobs that have not started yet do not start
@@ -57,6 +58,14 @@ class RunStatus:
     updated: float | None = None  # when the run last wrote progress (epoch seconds)
     detail: str = ""
     log_tail: list[str] = field(default_factory=list)
+    env_steps_per_s: float | None = None  # of a running run, over its last logged interval
+
+    @property
+    def training_eta(self) -> float | None:
+        """Seconds until a running run has trained to its planned steps at its last speed (evaluation follows)."""
+        if self.state is not RunState.RUNNING or not self.env_steps_per_s:
+            return None
+        return max(0, self.total_steps - self.env_steps) / self.env_steps_per_s
 
 
 def evaluation_done(record: dict | None, evaluation: dict, env_steps: int) -> str | None:
@@ -82,6 +91,7 @@ def run_status(run_dir: Path, cfg: DictConfig, evaluation: dict) -> RunStatus:
     status = RunStatus(name, RunState.FINISHED, max(trained_steps, files.last_logged_step()), total, files.updated())
     if is_locked(run_dir):
         status.state, status.detail = RunState.RUNNING, describe_holder(lock_holder(run_dir / LOCK_NAME))
+        status.env_steps_per_s = files.last_logged_speed()
         return status
     config_path, checkpoint = files.config, files.checkpoint
     if config_path.exists():
@@ -129,13 +139,19 @@ def format_age(seconds: float) -> str:
 
 
 def format_status_table(statuses: list[RunStatus], now: float | None = None) -> str:
-    """A plain-text table: run, state, progress, last update, next action and detail."""
+    """A plain-text table: run, state, progress, last update, next action and detail (with a running run's speed
+    and when it will have trained, or that it is evaluating)."""
     now = now or time.time()
     rows = [("run", "state", "progress", "updated", "next", "detail")]
     for s in statuses:
         progress = f"{s.env_steps:,}/{s.total_steps:,} ({100 * s.env_steps / max(s.total_steps, 1):.0f}%)"
+        detail = s.detail
+        if s.training_eta is not None:
+            speed = (f"{s.env_steps_per_s:.1f} env-steps/s, trained in ~{format_duration(s.training_eta)}"
+                     if s.training_eta > 0 else "evaluating")
+            detail = f"{speed}; {detail}"
         rows.append((s.name, s.state.value, progress, format_age(now - s.updated) if s.updated else "-",
-                     s.state.action, s.detail))
+                     s.state.action, detail))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
                      for r in rows)

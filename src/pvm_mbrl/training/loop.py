@@ -35,7 +35,7 @@ from pvm_mbrl.errors import Interrupted, RunError, handle_stop_signals, restore_
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.replay.buffer import ReplayBuffer
 from pvm_mbrl.rollout.episodes import EVAL_SEED_OFFSET, run_episodes
-from pvm_mbrl.rundir import RunDir, TrainerState
+from pvm_mbrl.rundir import ENV_STEPS_PER_S, RunDir, TrainerState
 from pvm_mbrl.training.allocator import retain_freed_memory
 from pvm_mbrl.training.config import resume_conflicts, sequence_length, to_yaml
 from pvm_mbrl.training.guard import DivergenceGuard
@@ -251,7 +251,7 @@ class Trainer:
                 if log_due(self.env_steps) or self.env_steps >= cfg.steps:
                     elapsed = max(time.time() - interval_start, 1e-9)
                     metrics = tracker.pop()
-                    metrics["speed/env_steps_per_s"] = (self.env_steps - interval_steps) / elapsed
+                    metrics[ENV_STEPS_PER_S] = (self.env_steps - interval_steps) / elapsed
                     metrics["speed/updates_per_s"] = (self.updates - interval_updates) / elapsed
                     metrics["replay/steps"] = len(self.replay)
                     metrics["replay/bytes_per_step"] = self.replay.bytes_per_step
