@@ -53,7 +53,10 @@ def test_dmc_run_is_evaluated_on_every_suite_into_the_tidy_table(dmc_run, capsys
     for _ in range(2):  # evaluating again replaces the run's rows instead of adding to them
         assert main(["evaluate", str(dmc_run), "--episodes", "1", "--samples", "20", "--sample-every", "3",
                      "--frames", "3", "--study", str(study)]) == 0
-    assert "at 240 env steps: mean return" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "at 240 env steps: mean return" in printed.out
+    # the progress line over all suites, at least after the last episode
+    assert re.search(r"\[evaluate hard_ood\] 3/3 \(100%\) \| [\d.e+-]+ episodes/s \| ETA 0:00:00", printed.err)
     table = pd.read_csv(study / "returns.csv")
     assert list(table.columns) == list(TABLE_COLUMNS) and len(table) == 3
     assert set(table["run"]) == {"cnn/seed0"} and table["suite"].tolist() == ["id", "easy_ood", "hard_ood"]
@@ -69,6 +72,19 @@ def test_dmc_run_is_evaluated_on_every_suite_into_the_tidy_table(dmc_run, capsys
     assert np.abs(images["hard_ood"] - images["id"]).mean() > 5  # the same episode, seen shifted
     summary = json.loads((dmc_run / "evaluations" / "step240.json").read_text())
     assert summary["suites"]["id"]["mean_return"] == pytest.approx(table["return"].iloc[0])
+
+
+def test_evaluation_progress_shows_every_so_often_and_after_the_last_episode(capsys):
+    from pvm_mbrl.evaluation.suites import EpisodeProgress
+
+    progress = EpisodeProgress(total=4, every=3600)
+    for suite in ("id", "id", "hard_ood", "hard_ood"):
+        progress.episode_done(suite, {"return": 10.0})
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[evaluate hard_ood] 4/4 (100%) | ") and "return 10" in lines[0]
+    every_time = EpisodeProgress(total=4, every=0)
+    every_time.episode_done("id", {"return": 1.0})
+    assert capsys.readouterr().err.startswith("[evaluate id] 1/4 (25%)")
 
 
 @pytest.mark.slow

@@ -43,6 +43,7 @@ from pvm_mbrl.evaluation.settings import (
 from pvm_mbrl.rollout.episodes import EVAL_SEED_OFFSET, run_episodes
 from pvm_mbrl.rollout.loading import load_agent
 from pvm_mbrl.rundir import TABLE_COLUMNS, RunDir
+from pvm_mbrl.training.logger import ProgressLine
 
 SUITE_SEED_BASE = 2 * EVAL_SEED_OFFSET
 
@@ -108,6 +109,21 @@ def _forgetting(agent, cfg: DictConfig, images: int | None, seed: int) -> dict |
     return forgetting(before, after, images, seed=seed)
 
 
+class EpisodeProgress:
+    """A progress line (episodes/s, ETA over every suite) at most every ``every`` seconds, and after the last."""
+
+    def __init__(self, total: int, every: float = 60.0):
+        self.line, self.every = ProgressLine(total, 0, label="evaluate", unit="episodes"), every
+        self.done, self.last_shown = 0, time.time()
+
+    def episode_done(self, suite: str, result: dict) -> None:
+        self.done += 1
+        if self.done == self.line.total or time.time() - self.last_shown >= self.every:
+            self.line.label = f"evaluate {suite}"
+            self.line.show(self.done, {"return": result["return"]})
+            self.last_shown = time.time()
+
+
 def evaluate_suites(run_dir: str | Path, settings: EvaluationSettings | None = None,
                     suites: Sequence[str] | None = None, device: str = "auto", study_dir: str | Path | None = None,
                     log=print) -> dict:
@@ -133,6 +149,7 @@ def evaluate_suites(run_dir: str | Path, settings: EvaluationSettings | None = N
     rows, summary = [], {"run_dir": str(run_dir), "env_steps": counters["env_steps"], "env": str(cfg.env.name),
                          "model": model, "greedy": settings.greedy, "episodes": episodes, "suites": {}}
     start = time.time()
+    progress = EpisodeProgress(episodes * len(chosen))
     for suite in chosen:
         suite_cfg = copy.deepcopy(cfg)
         if family_suites(cfg.env.name) is not None:
@@ -144,7 +161,8 @@ def evaluate_suites(run_dir: str | Path, settings: EvaluationSettings | None = N
         env = make_env(suite_cfg.env, SUITE_SEED_BASE + seed)
         sampler = LatentSampler(settings.samples, settings.sample_every, settings.frames)
         try:
-            results = run_episodes(agent, env, seeds, greedy=settings.greedy, observer=sampler)
+            results = run_episodes(agent, env, seeds, greedy=settings.greedy, observer=sampler,
+                                   on_episode=lambda result, suite=suite: progress.episode_done(suite, result))
         finally:
             env.close()
         arrays = sampler.arrays()

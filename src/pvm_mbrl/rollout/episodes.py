@@ -20,8 +20,8 @@ for it), with the posterior latent it formed; lets evaluation sample latents and
 
 
 def run_episodes(agent: Agent, env: gym.Env, seeds: list[int], greedy: bool = False,
-                 observer: StepObserver | None = None) -> list[dict]:
-    """One episode per seed; returns ``[{"seed", "return", "length"}]``.
+                 observer: StepObserver | None = None, on_episode: Callable[[dict], None] | None = None) -> list[dict]:
+    """One episode per seed; returns ``[{"seed", "return", "length"}]``; ``on_episode`` gets each as it ends.
 
     The policy's action sampling draws from torch's generators seeded with the episode's seed, inside
     ``torch.random.fork_rng``: an episode's actions depend on the checkpoint and the seed only (not on what ran
@@ -35,6 +35,8 @@ def run_episodes(agent: Agent, env: gym.Env, seeds: list[int], greedy: bool = Fa
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(seed))
             results.append(_episode(agent, env, episode, int(seed), greedy, observer))
+        if on_episode is not None:
+            on_episode(results[-1])
     return results
 
 

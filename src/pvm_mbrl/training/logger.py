@@ -66,8 +66,8 @@ def format_duration(seconds: float) -> str:
 class ProgressLine:
     """A periodic line with progress, throughput and ETA, readable in a terminal and in CI logs."""
 
-    def __init__(self, total: int, start: int, label: str = "train", stream=None):
-        self.total, self.label = total, label
+    def __init__(self, total: int, start: int, label: str = "train", stream=None, unit: str = "env-steps"):
+        self.total, self.label, self.unit = total, label, unit
         self.stream = stream or sys.stderr  # looked up now, so a job's redirected stderr (its log) gets the lines
         self._start_step, self._start_time = start, time.time()
 
@@ -78,6 +78,6 @@ class ProgressLine:
         rate = self.rate(step)
         eta = (self.total - step) / rate if rate > 0 else float("inf")
         parts = [f"[{self.label}] {step:,}/{self.total:,} ({100 * step / self.total:.0f}%)",
-                 f"{rate:.1f} env-steps/s", f"ETA {format_duration(eta) if np.isfinite(eta) else '?'}"]
+                 f"{rate:.3g} {self.unit}/s", f"ETA {format_duration(eta) if np.isfinite(eta) else '?'}"]
         parts += [f"{k.replace('/', ' ')} {v:.3g}" for k, v in extra.items()]
         print(" | ".join(parts), file=self.stream, flush=True)
