@@ -113,7 +113,24 @@ def test_estimate_uses_stated_costs():
     # (200,000 - 1,088 + 1) x 512 / 1,024 = 99,456.5
     assert (estimate.agent_steps, estimate.updates) == (200_000, 99_456)
     assert estimate.hours == pytest.approx((99_456 * 0.5 + 200_000 * 0.01) / 3600)
+    assert (estimate.evaluation_episodes, estimate.evaluation_hours) == (0, None)
     assert estimate_run(cfg, {}).hours is None
+    evaluated = estimate_run(cfg, {"update_seconds": {"default": 1.0}, "env_step_seconds": {"default": 0.0},
+                                   "eval_episode_seconds": {"default": 30, "clip frozen": 60}}, episodes_per_suite=4)
+    assert evaluated.evaluation_episodes == 4 * 5  # the driving family's five suites
+    assert evaluated.evaluation_hours == pytest.approx(20 * 60 / 3600)
+    assert evaluated.total_hours == pytest.approx(99_456 / 3600 + 20 * 60 / 3600)
+
+
+def test_a_restated_estimate_or_description_is_the_same_study():
+    import dataclasses
+
+    plan, _ = make_plan("quick", ["encoder=cnn"], STUDY)
+    restated = dataclasses.replace(plan, description="new words", estimate={"device": "another"},
+                                   report={"bootstrap": 10}, launcher=[])
+    assert plan != restated and plan.same_study(restated)
+    assert not plan.same_study(dataclasses.replace(plan, evaluation={**plan.evaluation, "episodes": 99}))
+    assert not plan.same_study(make_plan("quick", ["encoder=cnn", "seed=0,1"], STUDY)[0])
 
 
 def test_paper_dry_run_lists_42_runs_with_configs_and_compute(capsys, tmp_path):

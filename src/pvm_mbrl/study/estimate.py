@@ -1,5 +1,6 @@
 """How much compute a run needs, from its config alone: env steps, gradient updates, images through the encoder,
-and hours at per-update and per-env-step costs that a study preset states (with where those costs come from)."""
+evaluation episodes, and hours at per-update, per-env-step and per-evaluation-episode costs that a study preset
+states (with where those costs come from)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
+from pvm_mbrl.evaluation.settings import suite_names
 from pvm_mbrl.training.config import sequence_length
 
 
@@ -17,7 +19,13 @@ class RunEstimate:
     updates: int
     replayed_frames: int     # sequence steps through the world model (updates x batch x length)
     encoder_images: int      # images through the encoder's trained part (plus one pass per collected frame)
-    hours: float | None      # None when the preset states no costs
+    hours: float | None      # training; None when the preset states no costs
+    evaluation_episodes: int = 0            # over every suite of the run's env
+    evaluation_hours: float | None = None   # None when the preset states no cost per evaluation episode
+
+    @property
+    def total_hours(self) -> float | None:
+        return None if self.hours is None else self.hours + (self.evaluation_hours or 0.0)
 
 
 def gradient_updates(steps: int, prefill: int, action_repeat: int, num_envs: int, train_ratio: float,
@@ -39,9 +47,10 @@ def encoder_images(agent_steps: int, replayed_frames: int, finetune: str, cache:
     return agent_steps + replayed_frames
 
 
-def estimate_run(cfg: DictConfig, costs: dict) -> RunEstimate:
-    """The run's compute; ``costs`` may hold ``update_seconds`` and ``env_step_seconds``, each a mapping from a
-    model label (``cnn``, ``dinov2 frozen``) or env family to seconds, with ``default`` as the fallback."""
+def estimate_run(cfg: DictConfig, costs: dict, episodes_per_suite: int = 0) -> RunEstimate:
+    """The run's compute, evaluated with ``episodes_per_suite`` on every suite of its env; ``costs`` may hold
+    ``update_seconds``, ``env_step_seconds`` and ``eval_episode_seconds``, each a mapping from a model label (``cnn``,
+    ``dinov2 frozen``) or env family to seconds, with ``default`` as the fallback."""
     repeat = int(cfg.env.action_repeat)
     agent_steps = int(cfg.steps) // repeat
     batch_steps = int(cfg.batch_size) * int(cfg.batch_length)
@@ -50,13 +59,18 @@ def estimate_run(cfg: DictConfig, costs: dict) -> RunEstimate:
     finetune = str(cfg.encoder.get("finetune") or "scratch")
     label = str(cfg.encoder.name) if finetune == "scratch" else f"{cfg.encoder.name} {finetune}"
     images = encoder_images(agent_steps, updates * batch_steps, finetune, bool(cfg.encoder.get("cache", False)))
-    hours = None
-    if costs.get("update_seconds") and costs.get("env_step_seconds"):
-        def cost(table: dict, key: str) -> float:
-            return float(table.get(key, table.get("default", 0.0)))
+    evaluation_episodes = episodes_per_suite * len(suite_names(str(cfg.env.name)))
 
+    def cost(table: dict, key: str) -> float:
+        return float(table.get(key, table.get("default", 0.0)))
+
+    hours = evaluation_hours = None
+    if costs.get("update_seconds") and costs.get("env_step_seconds"):
         family = str(cfg.env.name).split(":")[0]
         seconds = updates * cost(costs["update_seconds"], label) + \
             agent_steps * cost(costs["env_step_seconds"], family)
         hours = seconds / 3600
-    return RunEstimate(int(cfg.steps), agent_steps, updates, updates * batch_steps, images, hours)
+    if costs.get("eval_episode_seconds"):
+        evaluation_hours = evaluation_episodes * cost(costs["eval_episode_seconds"], label) / 3600
+    return RunEstimate(int(cfg.steps), agent_steps, updates, updates * batch_steps, images, hours,
+                       evaluation_episodes, evaluation_hours)

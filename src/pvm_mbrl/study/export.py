@@ -33,7 +33,7 @@ def export_study(study_dir: str | Path, destination: str | Path) -> list[str]:
         raise ValueError(f"cannot export {study_dir} onto itself; name another directory")
     if destination.exists() and not destination.is_dir():
         raise ValueError(f"export destination {destination} is a file; name a directory")
-    if (destination / PLAN_FILE).exists() and StudyPlan.from_dict(read_plan_dict(destination)) != plan:
+    if (destination / PLAN_FILE).exists() and not StudyPlan.from_dict(read_plan_dict(destination)).same_study(plan):
         raise ValueError(f"{destination} holds another study's {PLAN_FILE}; export into an empty directory or an "
                          f"earlier export of {study_dir}")
     statuses = study_statuses(study_dir, plan, run_configs(study_dir, plan, validate=False))

@@ -108,15 +108,18 @@ def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], la
     total_updates, total_hours = 0, 0.0
     for k, spec in enumerate(plan.runs, 1):
         cfg = configs[spec.name]
-        estimate = estimate_run(cfg, costs)
+        estimate = estimate_run(cfg, costs, int(plan.evaluation["episodes"]))
         total_updates += estimate.updates
         hours = f", ~{estimate.hours:.1f} h" if estimate.hours is not None else ""
-        total_hours += estimate.hours or 0.0
+        if estimate.evaluation_hours is not None:
+            hours += f"; evaluation ~{estimate.evaluation_hours:.1f} h"
+        total_hours += estimate.total_hours or 0.0
         lines += [f"{k:3d}. {spec.name}",
                   f"     config: {' '.join(spec.overrides)}",
                   f"     compute: {estimate.env_steps:,} env steps ({estimate.agent_steps:,} agent steps), "
                   f"{estimate.updates:,} updates of {cfg.batch_size}x{cfg.batch_length} ({cfg.model.deter} deter), "
-                  f"{estimate.replayed_frames:,} replayed frames, {estimate.encoder_images:,} encoder images{hours}"]
+                  f"{estimate.replayed_frames:,} replayed frames, {estimate.encoder_images:,} encoder images{hours}; "
+                  f"{estimate.evaluation_episodes:,} evaluation episodes"]
     lines += ["", f"total: {total_updates:,} updates" + (f", ~{total_hours:,.1f} h ({total_hours / 24:,.1f} days) "
                                                          f"on {costs.get('device', '?')}" if total_hours else "")]
     jobs, cores = parallel_jobs(launcher), os.cpu_count() or 1

@@ -70,6 +70,12 @@ class StudyPlan:
         raise KeyError(f"run {name!r} is not in study {self.preset!r} (its runs: "
                        f"{', '.join(s.name for s in self.runs)})")
 
+    def same_study(self, other: StudyPlan) -> bool:
+        """The same runs, configured and evaluated alike; description, report, estimate and launcher may differ (a
+        newer version of the preset may state them differently without changing any result)."""
+        return (self.preset, self.runs, self.overrides, self.evaluation) == \
+            (other.preset, other.runs, other.overrides, other.evaluation)
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["runs"] = [{"name": s.name, "axes": s.axes, "overrides": list(s.overrides)} for s in self.runs]
