@@ -166,3 +166,24 @@ def test_missing_weights_say_how_to_provide_them(tmp_path, monkeypatch):
 def test_unknown_encoder_lists_known_ones():
     with pytest.raises(ValueError, match="unknown encoder 'vit_huge'; known encoders: clip, cnn, dinov2"):
         compose_config(["encoder.name=vit_huge"])
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "mobilenet_v2"])
+def test_trainable_depthwise_convolutions_run_in_fp32_on_cpu_and_frozen_ones_as_before(encoder_factory, name):
+    """oneDNN's bf16 depthwise backward is slow on CPU: the trainable ones run in fp32 (channels-last) under bf16
+    autocast; frozen ones, a frozen encoder's and a partial one's cached prefix, keep autocast's bf16."""
+    from pvm_mbrl.encoders.conv_backbone import is_depthwise
+
+    partial, frozen = encoder_factory(name, finetune="partial"), encoder_factory(name, finetune="frozen")
+    assert partial.state_dict().keys() == frozen.state_dict().keys()  # checkpoints load either way
+    depthwise = [m for m in partial.modules() if is_depthwise(m)]
+    trainable = [m for m in depthwise if m.weight.requires_grad]
+    untouched = [m for m in depthwise if not m.weight.requires_grad]
+    assert trainable and untouched and trainable[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, trainable[0].in_channels, 8, 8)
+    with torch.no_grad():
+        fp32 = trainable[0](x)  # no autocast: the module's own fp32 result
+        with torch.autocast("cpu", torch.bfloat16):
+            assert trainable[0](x).dtype == torch.float32 and torch.equal(trainable[0](x), fp32)
+            assert untouched[-1](torch.randn(2, untouched[-1].in_channels, 8, 8)).dtype == torch.bfloat16
+    assert not any(is_depthwise(m) and m.weight.requires_grad for m in frozen.modules())
