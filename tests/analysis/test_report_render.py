@@ -39,6 +39,10 @@ def test_a_section_states_why_it_is_not_available_after_its_problems(tmp_path):
                          "c": {"hard": ConfidenceInterval(0.5, 0.254, 0.9)}})
     report.section("Drops", Outcome(drops), report.drops)
     assert report.md.lines[:3] == ["### Title", "", "_Not available: why not_"]
+    assert report.problems[-2:] == ["found first", "Title: why not"]
+    problems = list(report.problems)
+    report.section("Masks", Outcome(error="no env records masks", applicable=False), lambda result: None)
+    assert "_Not applicable: no env records masks_" in report.md.lines[-2:] and report.problems == problems
     assert "| a | 75% |" in report.md.lines and "| b | — (undefined) |" in report.md.lines
     assert "| c | 50% [25%, 90%] |" in report.md.lines
     assert "- No interval for a (hard): needs 2 seeds" in report.md.lines

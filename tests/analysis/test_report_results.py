@@ -14,6 +14,7 @@ from pvm_mbrl.analysis.correlations import Correlation
 from pvm_mbrl.analysis.report_options import ReportOptions
 from pvm_mbrl.analysis.report_results import (
     MeanSE,
+    NotApplicable,
     ScoreTable,
     Unavailable,
     attempt,
@@ -339,6 +340,17 @@ def test_objectness_jaccard_per_run_and_problems(toy):
     assert result.scores == {"a": [0.75, 1.0]} and result.frames == 2
     assert result.summary["a"].mean == 0.875 and result.summary["a"].se == pytest.approx(0.125)
     assert result.problems == ("c/seed0: objectness: the object is visible in none of the 2 frames",)
+
+    without_masks = [r for r in runs if r.model == "b"]  # an env without masks: not applicable, no problem
+    with pytest.raises(NotApplicable, match="no evaluated run recorded object masks"):
+        objectness_scores(without_masks, ["b"], Samples(samples))
+    outcome = attempt(lambda: objectness_scores(without_masks, ["b"], Samples(samples)))
+    assert not outcome.applicable and outcome.problems == ()
+    unscored = [r for r in runs if r.model == "c"]  # masks, but no frame with the object: a problem
+    with pytest.raises(Unavailable, match="no run with object masks gave a score") as failure:
+        objectness_scores(unscored, ["c"], Samples(samples))
+    assert not isinstance(failure.value, NotApplicable) and attempt(
+        lambda: objectness_scores(unscored, ["c"], Samples(samples))).applicable
 
     missing = [*runs, make_run("d", 0, episodes=evaluated)]  # d has no sample file: the section stops there
     with pytest.raises(Unavailable, match="run d/seed0 has no latent sample") as failure:

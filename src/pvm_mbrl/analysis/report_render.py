@@ -143,6 +143,8 @@ class ReportRenderer:
         self.problems += outcome.problems
         if outcome.error is None:
             render(outcome.result)
+        elif not outcome.applicable:
+            self.md.add(f"_Not applicable: {outcome.error}_")
         else:
             self.unavailable(title, outcome.error)
 

@@ -79,13 +79,20 @@ class Unavailable(ValueError):
         self.problems = tuple(problems)
 
 
+class NotApplicable(Unavailable):
+    """A section that does not apply to the study's env (e.g. objectness where no env records object masks): said
+    in its place, but no problem."""
+
+
 @dataclass(frozen=True)
 class Outcome(Generic[T]):
-    """A section's result, or (``error``) why it is not available; ``problems``: per-run problems found on the way."""
+    """A section's result, or (``error``) why it is not available; ``problems``: per-run problems found on the way;
+    ``applicable`` False when the section does not apply to the env (then its absence is no problem)."""
 
     result: T | None = None
     error: str | None = None
     problems: tuple[str, ...] = ()
+    applicable: bool = True
 
 
 def attempt(compute: Callable[[], T]) -> Outcome[T]:
@@ -93,7 +100,8 @@ def attempt(compute: Callable[[], T]) -> Outcome[T]:
     try:
         result = compute()
     except (ValueError, FileNotFoundError) as error:
-        return Outcome(error=str(error), problems=getattr(error, "problems", ()))
+        return Outcome(error=str(error), problems=getattr(error, "problems", ()),
+                       applicable=not isinstance(error, NotApplicable))
     return Outcome(result, problems=getattr(result, "problems", ()))
 
 
@@ -491,7 +499,7 @@ class ObjectnessResult:
 def objectness_scores(runs: Sequence[Run], models: Sequence[str],
                       load: SampleLoader = load_samples) -> ObjectnessResult:
     scores: dict[str, list[float]] = {}
-    frames = 0
+    frames, recorded_masks = 0, False
     problems: list[str] = []
     for run in runs:
         if run.episodes is None:
@@ -502,6 +510,7 @@ def objectness_scores(runs: Sequence[Run], models: Sequence[str],
             raise Unavailable(str(error), problems) from error
         if "object_mask" not in samples or "saliency" not in samples:
             continue
+        recorded_masks = True
         try:
             score, used = objectness(samples["saliency"], samples["object_mask"])
         except ValueError as error:
@@ -509,9 +518,11 @@ def objectness_scores(runs: Sequence[Run], models: Sequence[str],
             continue
         scores.setdefault(run.model, []).append(score)
         frames += used
+    if not recorded_masks:
+        raise NotApplicable("no evaluated run recorded object masks with its ID frames (only envs with masks, e.g. "
+                            "tabletop, provide them)", problems)
     if not scores:
-        raise Unavailable("no evaluated run recorded object masks with its ID frames (only envs with masks, e.g. "
-                          "tabletop, provide them)", problems)
+        raise Unavailable("no run with object masks gave a score (see the problems found)", problems)
     return ObjectnessResult(scores, _summaries(scores, models), frames, tuple(problems))
 
 
