@@ -47,6 +47,18 @@ def handle_stop_signals(handler: Callable[[int, Any], Any] | int) -> dict[int, A
     return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
 
 
+def raise_interrupt_then(later: Callable[[int, Any], Any] | int) -> Callable[[int, Any], None]:
+    """A handler that raises ``Interrupted`` once, having handed later signals to ``later``: a second signal can
+    follow at once (a study's launcher passes its own on to workers the terminal's Ctrl-C already reached) and
+    must not cut short what the first one started."""
+
+    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
+        handle_stop_signals(later)
+        raise Interrupted(signum)
+
+    return handler
+
+
 def restore_signal_handlers(previous: dict[int, Any]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)

@@ -138,7 +138,7 @@ def test_a_second_signal_right_after_the_interrupt_only_prints(capsys):
     from pvm_mbrl.errors import Interrupted, handle_stop_signals, restore_signal_handlers
     from pvm_mbrl.training import loop
 
-    previous = handle_stop_signals(loop._raise_interrupt)  # as training installs it
+    previous = handle_stop_signals(loop._interrupt_training)  # as training installs it
     try:
         with pytest.raises(Interrupted):
             os.kill(os.getpid(), signal.SIGINT)

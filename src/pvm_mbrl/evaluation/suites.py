@@ -119,8 +119,7 @@ class EpisodeProgress:
     def episode_done(self, suite: str, result: dict) -> None:
         self.done += 1
         if self.done == self.line.total or time.time() - self.last_shown >= self.every:
-            self.line.label = f"evaluate {suite}"
-            self.line.show(self.done, {"return": result["return"]})
+            self.line.show(self.done, {"return": result["return"]}, label=f"evaluate {suite}")
             self.last_shown = time.time()
 
 

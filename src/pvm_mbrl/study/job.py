@@ -27,7 +27,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pvm_mbrl.errors import Interrupted, handle_stop_signals
+from pvm_mbrl.errors import handle_stop_signals, raise_interrupt_then
 from pvm_mbrl.locks import LockedError, directory_lock
 from pvm_mbrl.rundir import RunDir, log_tail
 from pvm_mbrl.study.plan import RunSpec, StudyPlan, run_config
@@ -140,23 +140,18 @@ def _attempt(study_dir: Path, plan: StudyPlan, spec: RunSpec, run_dir: Path) -> 
     return record
 
 
-def _interrupt_once(signum, frame):  # noqa: ARG001 - signal handler signature
-    handle_stop_signals(signal.SIG_IGN)  # the launcher passes its signal on, so the terminal's Ctrl-C may come twice
-    raise Interrupted(signum)
-
-
 def execute_run_in_worker(study_dir: Path, plan: StudyPlan, spec: RunSpec) -> dict:
     """``execute_run`` in a local launcher's worker process: the first SIGINT or SIGTERM stops the run (training
     writes its checkpoint) and its record is returned; later signals, and any while the worker waits for its next
     job, are ignored (an exception escaping a worker, or a worker dying, makes joblib kill the others at once)."""
-    handle_stop_signals(_interrupt_once)
+    handle_stop_signals(raise_interrupt_then(signal.SIG_IGN))
     try:
         return execute_run(study_dir, plan, spec)
     except KeyboardInterrupt:
-        handle_stop_signals(signal.SIG_IGN)
-        return {**RunDir(Path(study_dir) / spec.name).job_record(), "state": "interrupted"}
+        pass  # its record says so; returned below, once signals are ignored
     finally:
         handle_stop_signals(signal.SIG_IGN)
+    return {**RunDir(Path(study_dir) / spec.name).job_record(), "state": "interrupted"}
 
 
 def run_job(cfg: DictConfig) -> dict:

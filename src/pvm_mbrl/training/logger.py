@@ -74,10 +74,11 @@ class ProgressLine:
     def rate(self, step: int) -> float:
         return (step - self._start_step) / max(time.time() - self._start_time, 1e-9)
 
-    def show(self, step: int, extra: dict[str, float]) -> None:
+    def show(self, step: int, extra: dict[str, float], label: str | None = None) -> None:
+        """Print the line; ``label`` replaces the line's own tag for this once (what part of the work is on now)."""
         rate = self.rate(step)
         eta = (self.total - step) / rate if rate > 0 else float("inf")
-        parts = [f"[{self.label}] {step:,}/{self.total:,} ({100 * step / self.total:.0f}%)",
+        parts = [f"[{label or self.label}] {step:,}/{self.total:,} ({100 * step / self.total:.0f}%)",
                  f"{rate:.3g} {self.unit}/s", f"ETA {format_duration(eta) if np.isfinite(eta) else '?'}"]
         parts += [f"{k.replace('/', ' ')} {v:.3g}" for k, v in extra.items()]
         print(" | ".join(parts), file=self.stream, flush=True)

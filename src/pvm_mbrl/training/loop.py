@@ -31,7 +31,7 @@ from pvm_mbrl.checkpoint import (
 from pvm_mbrl.dreamer.agent import Agent, resolve_device, use_threads
 from pvm_mbrl.envs.registry import make_batched_env, make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
-from pvm_mbrl.errors import Interrupted, RunError, handle_stop_signals, restore_signal_handlers
+from pvm_mbrl.errors import RunError, handle_stop_signals, raise_interrupt_then, restore_signal_handlers
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.replay.buffer import ReplayBuffer
 from pvm_mbrl.rollout.episodes import EVAL_SEED_OFFSET, run_episodes
@@ -161,7 +161,7 @@ class Trainer:
         logger = MetricsLogger(self.files)
         progress = ProgressLine(int(cfg.steps), self.env_steps)
         # Both signals checkpoint and exit, also where SIGINT was inherited as ignored (a job started with `&`).
-        previous_handlers = handle_stop_signals(_raise_interrupt)
+        previous_handlers = handle_stop_signals(_interrupt_training)
         if self.resuming:
             print(f"[train] resuming {self.run_dir} at env step {self.env_steps:,}", flush=True)
         print(f"[train] {self.run_dir}: device {self.device}, precision {self.agent.precision}, "
@@ -270,15 +270,11 @@ class Trainer:
         return last_eval
 
 
-def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-    # A second signal can follow at once (a study's launcher passes its own on to workers the terminal's Ctrl-C
-    # already reached): from here on signals only print, so none cuts the checkpoint short before it starts.
-    handle_stop_signals(_say_still_checkpointing)
-    raise Interrupted(signum)
-
-
 def _say_still_checkpointing(signum, frame):  # noqa: ARG001 - signal handler signature
     print(f"[train] signal {signum} again: still writing the checkpoint, exiting right after", flush=True)
+
+
+_interrupt_training = raise_interrupt_then(_say_still_checkpointing)  # later signals only print
 
 
 @contextlib.contextmanager
