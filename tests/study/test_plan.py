@@ -169,8 +169,8 @@ def test_dmc_shift_grid_runs_seed_by_seed_and_states_its_compute(capsys, tmp_pat
     assert config.encoder.input_size == 128
     assert main(["study", "dmc-shift", "--dry-run", "--dir", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
-    # 9 x (30,000 - 272 + 1) x 64 / 256 = 9 x 7,432
-    assert out.count("     compute: ") == 9 and "total: 66,888 updates" in out
+    # 9 x (50,000 agent steps - 272 + 1) x 64 / 256 = 9 x 12,432
+    assert out.count("     compute: ") == 9 and "total: 111,888 updates" in out
 
 
 def test_a_skip_rule_leaves_its_runs_out(tmp_path):
