@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pvm_mbrl.rundir import JOB_LOG
 from tests.clusters.slurm import local_slurm
-from tests.study.conftest import TINY_STUDY
+from tests.study.conftest import TINY_STUDY, job, trainer_status, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -38,3 +39,37 @@ def test_tiny_study_runs_as_slurm_jobs_and_sacct_knows_them(tmp_path: Path) -> N
         assert record["state"] == "finished" and record["pid"] != os.getpid()
         assert json.loads((run / "status.json").read_text())["env_steps"] == 800
     assert "dmc__cnn__seed1" in (study / "report" / "report.md").read_text()
+
+
+def test_a_cancelled_slurm_job_writes_a_checkpoint_that_the_next_launch_resumes(tmp_path: Path) -> None:
+    """`scancel JOBID`: SLURM sends SIGTERM to the job's step, then SIGKILL after KillWait (5 s here); training
+    writes a checkpoint where it is in between, the launcher says what it lost, and the same command resumes."""
+    study = tmp_path / "study"
+    run = study / "dmc__cnn__seed0"
+    with local_slurm(tmp_path / "slurm") as cluster:
+        env = {**os.environ, **cluster.env, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "pvm_mbrl.cli", "study", "quick", *TINY_STUDY, "seed=0", "steps=4000",
+                   "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={cluster.partition}",
+                   "hydra.launcher.mem_gb=2", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=15",
+                   "--dir", str(study), "--progress-every", "10"]
+        with open(tmp_path / "first.log", "w") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            wait_until(lambda: trainer_status(run).get("env_steps", 0) >= 800, process)
+            job_ids = {p.name for p in study.glob(".launcher/*/.submitit/*") if re.fullmatch(r"\d+", p.name)}
+            assert len(job_ids) == 1
+            cluster.run("scancel", *job_ids)
+            status = process.wait(timeout=300)
+        output = (tmp_path / "first.log").read_text()
+        assert status == 1 and [cluster.wait_job_state(job_id) for job_id in job_ids] == ["CANCELLED"], output[-4000:]
+        assert re.search(r"\[study\] the launcher lost a job \(UncompletedJobError: Job \d+ .* CANCELLED", output)
+        assert "Traceback" not in output
+        stopped = trainer_status(run)
+        assert stopped["state"] == "interrupted" and 800 <= stopped["env_steps"] < 4000
+        assert job(run)["state"] == "interrupted" and "0/1 finished, 1 interrupted" in output
+        assert not (study / "report").exists()
+
+        resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"resuming {run} at env step {stopped['env_steps']:,}" in (run / JOB_LOG).read_text()
+    assert job(run)["state"] == "finished" and job(run)["attempts"] == 2
+    assert (study / "report" / "report.md").exists()

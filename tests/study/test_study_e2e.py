@@ -1,18 +1,16 @@
 """Whole studies through the command line: kill and resume, stop by signal, crashes, re-evaluation, half-written
 runs, joblib."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from pvm_mbrl.cli import main
 from pvm_mbrl.rundir import JOB_FILE, JOB_LOG
-from tests.study.conftest import TINY_STUDY
+from tests.study.conftest import TINY_STUDY, job, trainer_status, wait_until
 
 pytestmark = pytest.mark.slow
 SEQUENTIAL = "hydra/launcher=basic"
@@ -24,27 +22,6 @@ def study_command(study_dir, *overrides):
     launcher = [] if any(o.startswith("hydra/launcher=") for o in overrides) else [SEQUENTIAL]
     return [sys.executable, "-m", "pvm_mbrl.cli", "study", "quick", *TINY_STUDY, *launcher, *overrides, "--dir",
             str(study_dir), "--progress-every", "2"]
-
-
-def job(run_dir) -> dict:
-    return json.loads((run_dir / JOB_FILE).read_text())
-
-
-def wait_until(predicate, process, timeout=300):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        assert process.poll() is None, "the study exited early"
-        time.sleep(0.1)
-    raise TimeoutError("condition never reached")
-
-
-def trainer_status(run_dir) -> dict:
-    try:
-        return json.loads((run_dir / "status.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 def test_killed_study_resumes_without_redoing_finished_runs(tmp_path):

@@ -280,9 +280,14 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
             monitor.start()
             # In-process jobs stop through training's own handler (the interrupt ends the launch); workers need ours.
             stopping = stopping_on_signal(study_dir) if WORKER_LAUNCHER in launcher else contextlib.nullcontext(stop)
+            lost_job = None
             try:
                 with stopping as stop:
                     launch(study_dir, todo, launcher)
+            # A run's own failure is caught in its job and recorded; what reaches here is a job its launcher lost
+            # (cancelled or timed out on SLURM, a killed Ray or joblib worker), and the launcher gave up on the rest.
+            except Exception as error:  # noqa: BLE001 - reported with the study's state instead of a traceback
+                lost_job = error
             finally:
                 monitor.stopped.set()
                 clear_stop_request(study_dir)
@@ -291,6 +296,13 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
             print(f"[study] stopped by signal {stop.signum}: {summary_line(statuses)}; the same command resumes "
                   f"it\n{format_status_table(statuses)}", flush=True)
             return 128 + stop.signum
+        if lost_job is not None:
+            reason = " ".join(str(lost_job).strip().splitlines()[:2])  # submitit's second line has the job's state
+            print(f"[study] the launcher lost a job ({type(lost_job).__name__}: {reason}; the launcher's logs are "
+                  f"under {study_dir}/.launcher) and stopped waiting for the others; runs still running go on (a "
+                  f"cluster's jobs are its own): {summary_line(statuses)}. No report; the same command resumes the "
+                  f"rest once they end\n{format_status_table(statuses)}", flush=True)
+            return 1
         print(f"[study] done: {summary_line(statuses)}\n{format_status_table(statuses)}", flush=True)
         for status in statuses:
             if status.state is RunState.CRASHED:
