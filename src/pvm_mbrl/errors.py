@@ -6,7 +6,9 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop a run with a checkpoint, a study with one per running run
+# Each stops a run with a checkpoint, a study with one per running run: Ctrl-C, `kill` (and SLURM's scancel), and
+# SIGUSR2, the signal a SLURM job gets before its time limit from submitit (`--signal=USR2@120` in Hydra's launcher).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
 class RunError(Exception):
     """A run cannot go on, for a reason its message states with what the user can do (no traceback needed)."""
@@ -30,7 +32,7 @@ class DivergenceError(RunError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM while training: handled like Ctrl-C, then exits with 128 + the signal's number."""
+    """A stop signal while training: handled like Ctrl-C, then exits with 128 + the signal's number."""
 
     def __init__(self, signum: int):
         super().__init__(f"signal {signum}")
@@ -43,7 +45,7 @@ def interrupt_exit_status(interrupt: KeyboardInterrupt) -> int:
 
 
 def handle_stop_signals(handler: Callable[[int, Any], Any] | int) -> dict[int, Any]:
-    """Handle SIGINT and SIGTERM with ``handler``; returns the handlers replaced (for ``restore_signal_handlers``)."""
+    """Handle every stop signal with ``handler``; returns the handlers replaced (for ``restore_signal_handlers``)."""
     return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +42,14 @@ def test_tiny_study_runs_as_slurm_jobs_and_sacct_knows_them(tmp_path: Path) -> N
     assert "dmc__cnn__seed1" in (study / "report" / "report.md").read_text()
 
 
-def test_a_cancelled_slurm_job_writes_a_checkpoint_that_the_next_launch_resumes(tmp_path: Path) -> None:
-    """`scancel JOBID`: SLURM sends SIGTERM to the job's step, then SIGKILL after KillWait (5 s here); training
-    writes a checkpoint where it is in between, the launcher says what it lost, and the same command resumes."""
+@pytest.mark.parametrize("how", ["scancel", "scancel --signal=USR2", "SIGKILL"],
+                         ids=["scancel", "time-limit warning", "killed"])
+def test_a_signalled_slurm_job_resumes_from_its_checkpoint_on_the_next_launch(tmp_path: Path, how: str) -> None:
+    """`scancel JOBID`: SLURM sends SIGTERM to the job's step, then SIGKILL after KillWait (5 s here); SIGUSR2 is what
+    a job gets from submitit's `--signal` before its time limit. Either way training writes a checkpoint where it is
+    and the job returns its record to the launcher. A job killed outright (as by the kernel's OOM killer) loses what
+    it did since its last periodic checkpoint, and its launcher gives up waiting, saying so. The same command then
+    resumes the run."""
     study = tmp_path / "study"
     run = study / "dmc__cnn__seed0"
     with local_slurm(tmp_path / "slurm") as cluster:
@@ -57,16 +63,22 @@ def test_a_cancelled_slurm_job_writes_a_checkpoint_that_the_next_launch_resumes(
             wait_until(lambda: trainer_status(run).get("env_steps", 0) >= 800, process)
             job_ids = {p.name for p in study.glob(".launcher/*/.submitit/*") if re.fullmatch(r"\d+", p.name)}
             assert len(job_ids) == 1
-            cluster.run("scancel", *job_ids)
+            if how == "SIGKILL":
+                os.kill(job(run)["pid"], signal.SIGKILL)
+            else:
+                cluster.run(*how.split(), *job_ids)
             status = process.wait(timeout=300)
         output = (tmp_path / "first.log").read_text()
-        assert status == 1 and [cluster.wait_job_state(job_id) for job_id in job_ids] == ["CANCELLED"], output[-4000:]
-        assert re.search(r"\[study\] the launcher lost a job \(UncompletedJobError: Job \d+ .* CANCELLED", output)
-        assert "Traceback" not in output
+        assert status == 1 and "Traceback" not in output and not (study / "report").exists(), output[-4000:]
         stopped = trainer_status(run)
-        assert stopped["state"] == "interrupted" and 800 <= stopped["env_steps"] < 4000
-        assert job(run)["state"] == "interrupted" and "0/1 finished, 1 interrupted" in output
-        assert not (study / "report").exists()
+        if how == "SIGKILL":
+            assert re.search(r"\[study\] the launcher lost a job \(UncompletedJobError: Job \d+ .* has not produced",
+                             output), output[-4000:]
+            assert stopped["state"] == "running" and stopped["env_steps"] in (400, 800, 1200)  # periodic ones
+        else:
+            assert "[study] done: 0/1 finished, 1 interrupted" in output, output[-4000:]
+            assert stopped["state"] == "interrupted" and 800 <= stopped["env_steps"] < 4000
+            assert job(run)["state"] == "interrupted"
 
         resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
         assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]

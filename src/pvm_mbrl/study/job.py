@@ -27,7 +27,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pvm_mbrl.errors import handle_stop_signals, raise_interrupt_then
+from pvm_mbrl.errors import handle_stop_signals, raise_interrupt_then, restore_signal_handlers
 from pvm_mbrl.locks import LockedError, directory_lock
 from pvm_mbrl.rundir import RunDir, log_tail
 from pvm_mbrl.study.plan import RunSpec, StudyPlan, run_config
@@ -140,26 +140,33 @@ def _attempt(study_dir: Path, plan: StudyPlan, spec: RunSpec, run_dir: Path) -> 
     return record
 
 
-def execute_run_in_worker(study_dir: Path, plan: StudyPlan, spec: RunSpec) -> dict:
-    """``execute_run`` in a local launcher's worker process: the first SIGINT or SIGTERM stops the run (training
-    writes its checkpoint) and its record is returned; later signals, and any while the worker waits for its next
-    job, are ignored (an exception escaping a worker, or a worker dying, makes joblib kill the others at once)."""
-    handle_stop_signals(raise_interrupt_then(signal.SIG_IGN))
+def execute_run_as_job(study_dir: Path, plan: StudyPlan, spec: RunSpec, local_worker: bool) -> dict:
+    """``execute_run`` in a process of its own (a joblib worker, a SLURM job, a Ray task): the first stop signal
+    stops the run (training writes its checkpoint) and the job returns its record, so its launcher learns how it
+    ended and keeps waiting for the others. A ``local_worker`` then ignores signals, also while it waits for its
+    next job (an exception escaping a joblib worker, or a worker dying, makes joblib kill the others at once);
+    elsewhere the handlers from before come back (the process is the job's, or Ray's to reuse)."""
+    previous = handle_stop_signals(raise_interrupt_then(signal.SIG_IGN))
     try:
         return execute_run(study_dir, plan, spec)
     except KeyboardInterrupt:
-        pass  # its record says so; returned below, once signals are ignored
+        pass  # its record says so; returned below, once further signals cannot cut the return short
     finally:
-        handle_stop_signals(signal.SIG_IGN)
+        if local_worker:
+            handle_stop_signals(signal.SIG_IGN)
+        else:
+            restore_signal_handlers(previous)
     return {**RunDir(Path(study_dir) / spec.name).job_record(), "state": "interrupted"}
 
 
 def run_job(cfg: DictConfig) -> dict:
-    """Hydra task function: ``cfg.study_dir`` and ``cfg.run`` name the job; ``cfg.launcher_pid`` tells a local
-    launcher's worker (a child of the launching process) from the launcher itself and from remote jobs."""
+    """Hydra task function: ``cfg.study_dir`` and ``cfg.run`` name the job; ``cfg.launcher_pid`` tells the launcher's
+    own process (the basic launcher, whose interrupt ends the launch) from its local workers (its children) and from
+    jobs elsewhere."""
     study_dir = Path(str(cfg.study_dir))
     plan = StudyPlan.from_dict(read_plan_dict(study_dir))
     spec = plan.run(str(cfg.run))
-    if cfg.get("launcher_pid") is not None and os.getppid() == cfg.launcher_pid:
-        return execute_run_in_worker(study_dir, plan, spec)
-    return execute_run(study_dir, plan, spec)
+    launcher_pid = cfg.get("launcher_pid")
+    if launcher_pid is None or os.getpid() == launcher_pid:
+        return execute_run(study_dir, plan, spec)
+    return execute_run_as_job(study_dir, plan, spec, local_worker=os.getppid() == launcher_pid)

@@ -157,7 +157,7 @@ class StopSignal:
 
 @contextlib.contextmanager
 def stopping_on_signal(study_dir: Path) -> Iterator[StopSignal]:
-    """While this process's workers run the study's jobs: the first SIGINT or SIGTERM asks the study to stop. The
+    """While this process's workers run the study's jobs: the first stop signal asks the study to stop. The
     request is written to the study directory (jobs not begun yet see it and do not start) and the signal is passed
     on to the workers (a ``kill`` reaches only this process; a terminal's Ctrl-C already reached them), whose running
     runs write checkpoints; the launch then ends as usual. A second signal stops at once, as Ctrl-C did before."""

@@ -279,7 +279,7 @@ _interrupt_training = raise_interrupt_then(_say_still_checkpointing)  # later si
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM only print a line inside the block (the interrupt is already being handled)."""
+    """Stop signals only print a line inside the block (the interrupt is already being handled)."""
     previous = handle_stop_signals(_say_still_checkpointing)
     try:
         yield
