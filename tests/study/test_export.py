@@ -45,7 +45,7 @@ def test_export_copies_finished_runs_records_only_and_they_read_as_finished(stud
     out = tmp_path / "published"
     assert main(["study", "export", str(study_dir), str(out)]) == 0
     assert f"exported 1 finished run(s) to {out}" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == sorted(["study.yaml", finished])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["returns.csv", "study.yaml", finished])
     copied = out / finished
     assert sorted(p.name for p in copied.iterdir()) == sorted(
         ["config.yaml", "evaluations", "job.json", "metrics.jsonl", "status.json"])
@@ -60,10 +60,12 @@ def test_export_again_replaces_runs_and_refuses_what_would_mix_studies(study, tm
     study_dir, (finished, _) = study
     out = tmp_path / "published"
     export_study(study_dir, out)
+    (out / "returns.csv").write_text("a table from an older export\n")
     (study_dir / finished / "evaluations" / "episodes.csv").write_text("suite,return\nid,2.0\n")
     (out / finished / "stale.txt").write_text("from an older export")
     assert export_study(study_dir, out) == [finished]
     assert not (out / finished / "stale.txt").exists()
+    assert (out / "returns.csv").read_text().startswith("run,encoder,")  # rebuilt from the exported runs
     assert (out / finished / "evaluations" / "episodes.csv").read_text().endswith("2.0\n")
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ValueError, match="a-file is a file; name a directory"):

@@ -63,6 +63,7 @@ def test_killed_study_resumes_without_redoing_finished_runs(tmp_path):
     published = tmp_path / "published"
     assert main(["study", "export", str(study), str(published)]) == 0
     assert not list(published.rglob("checkpoint.pt")) and not list(published.rglob("replay"))
+    assert (published / "returns.csv").read_text() == (study / "returns.csv").read_text()  # both runs' episodes
     from_export = subprocess.run(study_command(published, "seed=0,1", "steps=2400"), capture_output=True, text=True,
                                  env=env, timeout=300)
     assert from_export.returncode == 0 and "launching" not in from_export.stdout, from_export.stderr[-3000:]

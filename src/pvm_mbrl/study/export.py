@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from pvm_mbrl.analysis.study import read_study
 from pvm_mbrl.locks import is_locked
 from pvm_mbrl.rundir import RunDir
 from pvm_mbrl.study.launch import load_study, study_statuses
@@ -22,7 +23,8 @@ STAGING_PREFIX = ".export-"  # hidden: run discovery skips a copy that an interr
 
 
 def export_study(study_dir: str | Path, destination: str | Path) -> list[str]:
-    """Copy ``study.yaml`` and every finished run's records into ``destination``; returns the runs copied.
+    """Copy ``study.yaml`` and every finished run's records into ``destination`` and write its ``returns.csv``;
+    returns the runs copied.
 
     A run already in ``destination`` is replaced as a whole (each run is copied beside it, then swapped in), so an
     export can be repeated as a study goes on. Refused: exporting onto the study itself, into a directory that holds
@@ -52,4 +54,5 @@ def export_study(study_dir: str | Path, destination: str | Path) -> list[str]:
             copy(path, staging / path.name)
         shutil.rmtree(destination / name, ignore_errors=True)
         staging.rename(destination / name)
+    read_study(destination).write_table()  # the episode table of what the export holds, never an older one's
     return finished

@@ -272,7 +272,7 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
         print(f"[study] {plan.preset} in {study_dir}: {len(plan.runs)} runs\n{format_status_table(statuses)}",
               flush=True)
         todo = [s.name for s in statuses if s.state.to_launch]
-        stop = StopSignal()
+        stop, lost_job = StopSignal(), None
         if todo:
             print(f"[study] launching {len(todo)} run(s): {', '.join(todo)} ({describe_launcher(launcher)})",
                   flush=True)
@@ -280,7 +280,6 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
             monitor.start()
             # In-process jobs stop through training's own handler (the interrupt ends the launch); workers need ours.
             stopping = stopping_on_signal(study_dir) if WORKER_LAUNCHER in launcher else contextlib.nullcontext(stop)
-            lost_job = None
             try:
                 with stopping as stop:
                     launch(study_dir, todo, launcher)
