@@ -1,5 +1,5 @@
 """Failures through the command line, in fresh processes: a diverging run exits 2 with its last good checkpoint
-kept; SIGTERM checkpoints and exits 143."""
+kept; SIGTERM (or SIGUSR2) checkpoints and exits 128 + its number."""
 
 import json
 import os
@@ -40,7 +40,8 @@ def test_a_diverging_run_exits_2_naming_the_terms_and_keeps_a_finite_checkpoint(
     assert status["state"] == "failed" and status["reason"].startswith("training diverged")
 
 
-def test_sigterm_writes_a_checkpoint_and_exits_143(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR2], ids=["kill", "slurm time-limit warning"])
+def test_a_stop_signal_writes_a_checkpoint_and_exits_128_plus_its_number(tmp_path, stop):
     run_dir = tmp_path / "run"
     with open(tmp_path / "log.txt", "w") as log:
         process = subprocess.Popen(cli("train", *ARGS, f"run_dir={run_dir}", "steps=100000"), stdout=log,
@@ -50,8 +51,8 @@ def test_sigterm_writes_a_checkpoint_and_exits_143(tmp_path):
             while not (run_dir / "status.json").exists():
                 assert process.poll() is None and time.time() < deadline, "no checkpoint before the deadline"
                 time.sleep(0.2)
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=120) == 143
+            process.send_signal(stop)
+            assert process.wait(timeout=120) == 128 + stop
         finally:
             if process.poll() is None:
                 process.kill()
