@@ -283,8 +283,9 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
             try:
                 with stopping as stop:
                     launch(study_dir, todo, launcher)
-            # A run's own failure is caught in its job and recorded; what reaches here is a job its launcher lost
-            # (cancelled or timed out on SLURM, a killed Ray or joblib worker), and the launcher gave up on the rest.
+            # A run's failure, or a stop signal to its job (scancel, a time limit), ends in its record, which the job
+            # returns; what reaches here is a job killed outright (OOM killer, a lost node), after which the launcher
+            # (submitit, Ray, joblib) gives up on the rest.
             except Exception as error:  # noqa: BLE001 - reported with the study's state instead of a traceback
                 lost_job = error
             finally:

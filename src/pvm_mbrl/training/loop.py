@@ -160,7 +160,7 @@ class Trainer:
         cfg = self.cfg
         logger = MetricsLogger(self.files)
         progress = ProgressLine(int(cfg.steps), self.env_steps)
-        # Both signals checkpoint and exit, also where SIGINT was inherited as ignored (a job started with `&`).
+        # Each stop signal checkpoints and exits, also where SIGINT was inherited as ignored (a job started with `&`).
         previous_handlers = handle_stop_signals(_interrupt_training)
         if self.resuming:
             print(f"[train] resuming {self.run_dir} at env step {self.env_steps:,}", flush=True)
