@@ -13,20 +13,25 @@ from pathlib import Path
 import pytest
 
 from pvm_mbrl.rundir import JOB_LOG
-from tests.clusters.slurm import local_slurm
+from tests.clusters.slurm import SlurmCluster, local_slurm
 from tests.study.conftest import TINY_STUDY, job, trainer_status, wait_until
 
 pytestmark = pytest.mark.cluster
+
+
+def slurm_study_command(cluster: SlurmCluster, study: Path, *overrides: str) -> list[str]:
+    """The tiny study with ``overrides``, every run a SLURM job on ``cluster``."""
+    return [sys.executable, "-m", "pvm_mbrl.cli", "study", "quick", *TINY_STUDY, *overrides,
+            "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={cluster.partition}",
+            "hydra.launcher.mem_gb=2", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=15",
+            "--dir", str(study), "--progress-every", "10"]
 
 
 def test_tiny_study_runs_as_slurm_jobs_and_sacct_knows_them(tmp_path: Path) -> None:
     study = tmp_path / "study"
     with local_slurm(tmp_path / "slurm") as cluster:
         env = {**os.environ, **cluster.env, "PYTHONUNBUFFERED": "1"}
-        command = [sys.executable, "-m", "pvm_mbrl.cli", "study", "quick", *TINY_STUDY, "seed=0,1", "steps=800",
-                   "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={cluster.partition}",
-                   "hydra.launcher.mem_gb=2", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=15",
-                   "--dir", str(study), "--progress-every", "10"]
+        command = slurm_study_command(cluster, study, "seed=0,1", "steps=800")
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-4000:]
@@ -54,10 +59,7 @@ def test_a_signalled_slurm_job_resumes_from_its_checkpoint_on_the_next_launch(tm
     run = study / "dmc__cnn__seed0"
     with local_slurm(tmp_path / "slurm") as cluster:
         env = {**os.environ, **cluster.env, "PYTHONUNBUFFERED": "1"}
-        command = [sys.executable, "-m", "pvm_mbrl.cli", "study", "quick", *TINY_STUDY, "seed=0", "steps=4000",
-                   "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={cluster.partition}",
-                   "hydra.launcher.mem_gb=2", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=15",
-                   "--dir", str(study), "--progress-every", "10"]
+        command = slurm_study_command(cluster, study, "seed=0", "steps=4000")
         with open(tmp_path / "first.log", "w") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
             wait_until(lambda: trainer_status(run).get("env_steps", 0) >= 800, process)
