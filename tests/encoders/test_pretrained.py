@@ -7,6 +7,7 @@ from tests.dreamer.test_agent import random_batch
 
 from pvm_mbrl.dreamer.agent import Agent
 from pvm_mbrl.encoders.efficientnet import load_efficientnet_lite0
+from pvm_mbrl.encoders.mobilenet import load_mobilenet_v2
 from pvm_mbrl.encoders.saliency import cls_attention
 from pvm_mbrl.training.config import compose_config
 
@@ -88,6 +89,19 @@ def test_frozen_batchnorm_statistics_do_not_move_in_train_mode(encoder_factory):
     encoder(torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8))
     assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in stats.items())
     assert all(not m.training for m in encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+@pytest.mark.parametrize("name, load", [("efficientnet_lite0", load_efficientnet_lite0),
+                                        ("mobilenet_v2", load_mobilenet_v2)])
+def test_building_an_encoder_keeps_the_packaged_batchnorm_statistics(encoder_factory, name, load):
+    """Building (its shape probe included) must not move the ImageNet statistics a frozen encoder relies on."""
+    def norms(module):
+        return [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    built, packaged = norms(encoder_factory(name, input_size=128)), norms(load())
+    assert len(built) == len(packaged) > 10
+    for ours, theirs in zip(built, packaged, strict=True):
+        assert torch.equal(ours.running_mean, theirs.running_mean) and torch.equal(ours.running_var, theirs.running_var)
 
 
 def test_efficientnet_weights_are_real_imagenet_weights(encoder_factory):

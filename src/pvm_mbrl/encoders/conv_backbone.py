@@ -85,6 +85,9 @@ class ConvBackboneEncoder(PretrainedEncoder):
 
     def finish(self, features: str) -> None:
         self.head = FeatureMapHead(features)
+        # The loaded network is in train mode: a probe there would fold a blank image's batch statistics into
+        # the ImageNet BatchNorm running statistics (1% at EfficientNet's momentum) before anything trains.
+        nn.Module.train(self, False)
         with torch.no_grad():
             blank = torch.zeros(1, self.input_size, self.input_size, 3)
             final_map = self.run_blocks(self.stem(self.preprocessing(blank)), 0, len(self.blocks))
