@@ -311,8 +311,19 @@ def test_forgetting_before_and_after_fine_tuning():
     a = result.rows["a"]  # means .85 and .4, SEs .0707 / sqrt(2) = .05 and .1414 / sqrt(2) = .1
     assert (a.before.mean, a.before.se, a.after.mean, a.after.se, a.drop) == pytest.approx((0.85, 0.05, 0.4, 0.1, 0.45))
     assert result.rows["c"].drop == 0.0 and np.isnan(result.rows["c"].after.se)
+    assert result.problems == ()  # fine-tuning may forget; only a frozen encoder must not
     with pytest.raises(ValueError, match="no evaluated run has a pre-trained encoder"):
         forgetting(runs[2:4], ["cnn"])
+
+
+def test_a_frozen_encoder_whose_accuracy_moved_is_a_problem():
+    frozen = [make_run("f", seed, analysis={"forgetting": {"before": before, "after": 0.875}})
+              for seed, before in enumerate([0.875, 0.8806])]
+    for run in frozen:
+        run.finetune = "frozen"
+    problems = forgetting(frozen, ["f"]).problems
+    assert len(problems) == 1 and problems[0].startswith(
+        "f/seed1: its frozen encoder's k-NN digit accuracy moved from 0.8806 to 0.875, so its weights or BatchNorm")
 
 
 def saliency_frames(masks: list[np.ndarray], saliency: list[np.ndarray]) -> dict[str, np.ndarray]:

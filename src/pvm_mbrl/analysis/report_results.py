@@ -467,23 +467,30 @@ class ForgettingResult:
 
     rows: dict[str, ForgettingRow]  # model order
     after: dict[str, list[float]]  # model -> accuracy after fine-tuning per seed (in run order)
+    problems: tuple[str, ...] = ()  # frozen encoders whose accuracy moved
 
 
 def forgetting(runs: Sequence[Run], models: Sequence[str]) -> ForgettingResult:
     before: dict[str, list[float]] = {}
     after: dict[str, list[float]] = {}
+    problems = []
     for run in runs:
         record = (run.analysis or {}).get("forgetting")
         if record:
             before.setdefault(run.model, []).append(record["before"])
             after.setdefault(run.model, []).append(record["after"])
+            if run.finetune == "frozen" and record["before"] != record["after"]:
+                problems.append(f"{run.name}: its frozen encoder's k-NN digit accuracy moved from "
+                                f"{record['before']:.4g} to {record['after']:.4g}, so its weights or BatchNorm "
+                                f"statistics are not the pre-trained ones it was built from (an encoder built before "
+                                f"pvm-mbrl d2f0e3d folded a blank image's statistics into its BatchNorm layers)")
     if not after:
         raise ValueError("no evaluated run has a pre-trained encoder (forgetting is measured for those only)")
     ordered = [m for m in models if m in after]
     summary_before, summary_after = _summaries(before, ordered), _summaries(after, ordered)
     rows = {m: ForgettingRow(summary_before[m], summary_after[m], float(np.mean(before[m]) - np.mean(after[m])))
             for m in ordered}
-    return ForgettingResult(rows, after)
+    return ForgettingResult(rows, after, tuple(problems))
 
 
 @dataclass(frozen=True)
