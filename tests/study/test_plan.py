@@ -7,8 +7,9 @@ import pytest
 
 from pvm_mbrl.cli import main
 from pvm_mbrl.study.estimate import encoder_images, estimate_run, gradient_updates
-from pvm_mbrl.study.launch import parallel_jobs, runs_sharing_wall_time
+from pvm_mbrl.study.launch import launch_order, parallel_jobs, remaining_compute, runs_sharing_wall_time
 from pvm_mbrl.study.plan import make_plan, preset_names, run_config, run_name
+from pvm_mbrl.study.state import RunState, RunStatus
 
 STUDY = Path("/tmp/pvm-mbrl-plan-test")  # plans compose configs only; nothing is written there
 
@@ -171,6 +172,28 @@ def test_dmc_shift_grid_runs_seed_by_seed_and_states_its_compute(capsys, tmp_pat
     out = capsys.readouterr().out
     # 9 x (50,000 agent steps - 272 + 1) x 64 / 256 = 9 x 12,432
     assert out.count("     compute: ") == 9 and "total: 111,888 updates" in out
+
+
+def test_longest_first_launches_the_runs_with_the_most_compute_left_first():
+    plan, configs = make_plan("dmc-shift", [], STUDY)
+    states = {"dmc__cnn__seed0": (RunState.FINISHED, 100_000),
+              "dmc__efficientnet_lite0-frozen__seed0": (RunState.INTERRUPTED, 95_000),
+              "dmc__cnn__seed1": (RunState.TRAINED, 100_000)}
+    statuses = [RunStatus(s.name, *states.get(s.name, (RunState.PENDING, 0))) for s in plan.runs]
+    # dmc-shift's costs: 12,432 updates x s/update + 50,000 agent steps x 0.02 s; 150 episodes x s/episode
+    partial, frozen = (12_432 * 1.05 + 1_000) / 3600 + 150 * 16 / 3600, (12_432 * 0.4 + 1_000) / 3600
+    assert remaining_compute(statuses[2], configs[statuses[2].name], plan) == pytest.approx(partial)
+    assert remaining_compute(statuses[1], configs[statuses[1].name], plan) == pytest.approx(
+        0.05 * frozen + 150 * 16 / 3600)
+    assert remaining_compute(statuses[3], configs[statuses[3].name], plan) == pytest.approx(150 * 11 / 3600)
+    assert launch_order(statuses, plan, configs, longest_first=False) == [s.name for s in plan.runs[1:]]
+    assert launch_order(statuses, plan, configs, longest_first=True) == [
+        "dmc__efficientnet_lite0-partial__seed0", "dmc__efficientnet_lite0-partial__seed1",
+        "dmc__efficientnet_lite0-partial__seed2", "dmc__efficientnet_lite0-frozen__seed1",
+        "dmc__efficientnet_lite0-frozen__seed2", "dmc__cnn__seed2", "dmc__efficientnet_lite0-frozen__seed0",
+        "dmc__cnn__seed1"]
+    plan.estimate = {}  # no stated costs: the untrained share of the updates
+    assert remaining_compute(statuses[1], configs[statuses[1].name], plan) == pytest.approx(0.05 * 12_432)
 
 
 def test_a_skip_rule_leaves_its_runs_out(tmp_path):

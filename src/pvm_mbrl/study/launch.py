@@ -133,6 +133,27 @@ def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], la
     return "\n".join(lines)
 
 
+def remaining_compute(status: RunStatus, cfg: DictConfig, plan: StudyPlan) -> float:
+    """What a run still needs: the untrained share of its estimated training hours plus its evaluation's, or, when
+    the preset states no costs, the untrained share of its updates."""
+    estimate = estimate_run(cfg, plan.estimate, int(plan.evaluation["episodes"]))
+    untrained = max(0, int(cfg.steps) - status.env_steps) / max(1, int(cfg.steps))
+    if estimate.hours is None:
+        return untrained * estimate.updates
+    return untrained * estimate.hours + (estimate.evaluation_hours or 0.0)
+
+
+def launch_order(statuses: list[RunStatus], plan: StudyPlan, configs: dict[str, DictConfig],
+                 longest_first: bool) -> list[str]:
+    """The runs to launch: in plan order, or (``longest_first``) the most remaining compute first, which finishes
+    a study on a few workers sooner (a long run started last would run alone at the end) but, cut short, leaves
+    whole configurations rather than whole seeds missing. Ties keep plan order."""
+    todo = [s for s in statuses if s.state.to_launch]
+    if longest_first:
+        todo.sort(key=lambda s: -remaining_compute(s, configs[s.name], plan))
+    return [s.name for s in todo]
+
+
 class ProgressMonitor(threading.Thread):
     """Prints the study's summary line every ``every`` seconds while jobs run (from the study directory, so it sees
     jobs in other processes and on other machines too)."""
@@ -219,6 +240,7 @@ class StudyOptions:
     dry_run: bool = False
     progress_every: float = 60.0
     report: bool = True
+    longest_first: bool = False  # launch order; see launch_order
 
 
 def default_study_dir(preset_name: str) -> Path:
@@ -271,7 +293,7 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
         statuses = study_statuses(study_dir, plan, configs)
         print(f"[study] {plan.preset} in {study_dir}: {len(plan.runs)} runs\n{format_status_table(statuses)}",
               flush=True)
-        todo = [s.name for s in statuses if s.state.to_launch]
+        todo = launch_order(statuses, plan, configs, options.longest_first)
         stop, lost_job = StopSignal(), None
         if todo:
             print(f"[study] launching {len(todo)} run(s): {', '.join(todo)} ({describe_launcher(launcher)})",
