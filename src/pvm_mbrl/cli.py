@@ -4,6 +4,8 @@ overrides), ``evaluate``, ``report`` and ``envs``."""
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
 from pvm_mbrl.analysis.report import write_report
@@ -157,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as interrupt:  # 130 after Ctrl-C, 143 after SIGTERM
         return interrupt_exit_status(interrupt)
+    except BrokenPipeError:  # `pvm-mbrl study status DIR | head`: the reader has gone, so nothing is left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 128 + signal.SIGPIPE
     return 0
 
 

@@ -62,3 +62,16 @@ def test_a_job_does_not_start_once_its_study_is_asked_to_stop(tmp_path, capsys):
     assert "not started, the study is stopping" in capsys.readouterr().out
     clear_stop_request(tmp_path)
     assert not stop_requested(tmp_path)
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path):
+    """`pvm-mbrl study dmc-shift --dry-run | head -1`: the pipe's reader has gone before the output is written."""
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "pvm_mbrl.cli", "study", "dmc-shift", "--dry-run", "--dir", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    assert process.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert process.stderr.read() == b""

@@ -7,7 +7,7 @@ import pytest
 
 from pvm_mbrl.cli import main
 from pvm_mbrl.study.estimate import encoder_images, estimate_run, gradient_updates
-from pvm_mbrl.study.launch import launch_order, parallel_jobs, remaining_compute, runs_sharing_wall_time
+from pvm_mbrl.study.launch import hours_left, launch_order, parallel_jobs, runs_sharing_wall_time, work_left
 from pvm_mbrl.study.plan import make_plan, preset_names, run_config, run_name
 from pvm_mbrl.study.state import RunState, RunStatus
 
@@ -174,26 +174,38 @@ def test_dmc_shift_grid_runs_seed_by_seed_and_states_its_compute(capsys, tmp_pat
     assert out.count("     compute: ") == 9 and "total: 111,888 updates" in out
 
 
-def test_longest_first_launches_the_runs_with_the_most_compute_left_first():
+def test_longest_first_launches_the_runs_with_the_most_work_left_first():
     plan, configs = make_plan("dmc-shift", [], STUDY)
     states = {"dmc__cnn__seed0": (RunState.FINISHED, 100_000),
               "dmc__efficientnet_lite0-frozen__seed0": (RunState.INTERRUPTED, 95_000),
               "dmc__cnn__seed1": (RunState.TRAINED, 100_000)}
     statuses = [RunStatus(s.name, *states.get(s.name, (RunState.PENDING, 0))) for s in plan.runs]
+
+    def left(k):
+        return work_left(statuses[k], configs[statuses[k].name], plan)
+
     # dmc-shift's costs: 12,432 updates x s/update + 50,000 agent steps x 0.02 s; 150 episodes x s/episode
-    partial, frozen = (12_432 * 1.05 + 1_000) / 3600 + 150 * 16 / 3600, (12_432 * 0.4 + 1_000) / 3600
-    assert remaining_compute(statuses[2], configs[statuses[2].name], plan) == pytest.approx(partial)
-    assert remaining_compute(statuses[1], configs[statuses[1].name], plan) == pytest.approx(
-        0.05 * frozen + 150 * 16 / 3600)
-    assert remaining_compute(statuses[3], configs[statuses[3].name], plan) == pytest.approx(150 * 11 / 3600)
+    cnn, frozen, partial = ((12_432 * seconds + 1_000) / 3600 for seconds in (0.38, 0.4, 1.05))
+    cnn_eval, pvm_eval = 150 * 11 / 3600, 150 * 16 / 3600
+    assert (left(0).hours, left(0).updates) == (0.0, 0.0)  # finished
+    assert left(1).hours == pytest.approx(0.05 * frozen + pvm_eval) and left(1).updates == pytest.approx(0.05 * 12_432)
+    assert left(2).hours == pytest.approx(partial + pvm_eval)
+    assert (left(3).hours, left(3).updates) == (pytest.approx(cnn_eval), 0.0)  # trained: its evaluation is left
     assert launch_order(statuses, plan, configs, longest_first=False) == [s.name for s in plan.runs[1:]]
     assert launch_order(statuses, plan, configs, longest_first=True) == [
         "dmc__efficientnet_lite0-partial__seed0", "dmc__efficientnet_lite0-partial__seed1",
         "dmc__efficientnet_lite0-partial__seed2", "dmc__efficientnet_lite0-frozen__seed1",
         "dmc__efficientnet_lite0-frozen__seed2", "dmc__cnn__seed2", "dmc__efficientnet_lite0-frozen__seed0",
         "dmc__cnn__seed1"]
-    plan.estimate = {}  # no stated costs: the untrained share of the updates
-    assert remaining_compute(statuses[1], configs[statuses[1].name], plan) == pytest.approx(0.05 * 12_432)
+    total = 3 * (partial + pvm_eval) + 2 * (frozen + pvm_eval) + (cnn + cnn_eval) + left(1).hours + cnn_eval
+    assert hours_left(statuses, plan, configs, ["hydra/launcher=basic"]) == \
+        f"; ~{total:.1f} h of compute left by the preset's estimate"
+    assert hours_left(statuses, plan, configs, ["hydra/launcher=ray", "hydra.launcher.n_jobs=4"]).endswith(
+        f", ~{total / 4:.1f} h wall at 4 runs at once")
+    plan.estimate = {}  # no stated costs: no hours; longest first goes by the updates left
+    assert left(1).hours is None and hours_left(statuses, plan, configs, []) == ""
+    assert launch_order(statuses, plan, configs, longest_first=True)[-2:] == [
+        "dmc__efficientnet_lite0-frozen__seed0", "dmc__cnn__seed1"]
 
 
 def test_a_skip_rule_leaves_its_runs_out(tmp_path):

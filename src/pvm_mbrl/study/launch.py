@@ -72,8 +72,10 @@ def status_report(study_dir: str | Path) -> str:
     """``pvm-mbrl study status``: a table of every run's state and progress, then the last log lines of crashes."""
     study_dir, plan = load_study(study_dir)
     # Validated when the study was planned; validating again would load torch and every env for a status table.
-    statuses = study_statuses(study_dir, plan, run_configs(study_dir, plan, validate=False))
-    lines = [f"study {plan.preset} in {study_dir}: {summary_line(statuses)}", "", format_status_table(statuses)]
+    configs = run_configs(study_dir, plan, validate=False)
+    statuses = study_statuses(study_dir, plan, configs)
+    lines = [f"study {plan.preset} in {study_dir}: {summary_line(statuses)}"
+             f"{hours_left(statuses, plan, configs, plan.launcher)}", "", format_status_table(statuses)]
     for status in statuses:
         if status.state is RunState.CRASHED and status.log_tail:
             lines += ["", f"last lines of {status.name}/{JOB_LOG}:", *(f"  {line}" for line in status.log_tail)]
@@ -133,42 +135,66 @@ def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], la
     return "\n".join(lines)
 
 
-def remaining_compute(status: RunStatus, cfg: DictConfig, plan: StudyPlan) -> float:
-    """What a run still needs: the untrained share of its estimated training hours plus its evaluation's, or, when
-    the preset states no costs, the untrained share of its updates."""
+@dataclass(frozen=True)
+class WorkLeft:
+    """What a run still needs: the untrained share of its estimated training hours plus its evaluation's (None when
+    the preset states no costs), and the untrained share of its updates."""
+
+    hours: float | None
+    updates: float
+
+
+def work_left(status: RunStatus, cfg: DictConfig, plan: StudyPlan) -> WorkLeft:
+    if status.state in (RunState.FINISHED, RunState.CONFLICT):  # nothing more will run
+        return WorkLeft(0.0, 0.0)
     estimate = estimate_run(cfg, plan.estimate, int(plan.evaluation["episodes"]))
     untrained = max(0, int(cfg.steps) - status.env_steps) / max(1, int(cfg.steps))
-    if estimate.hours is None:
-        return untrained * estimate.updates
-    return untrained * estimate.hours + (estimate.evaluation_hours or 0.0)
+    hours = None if estimate.hours is None else untrained * estimate.hours + (estimate.evaluation_hours or 0.0)
+    return WorkLeft(hours, untrained * estimate.updates)
 
 
 def launch_order(statuses: list[RunStatus], plan: StudyPlan, configs: dict[str, DictConfig],
                  longest_first: bool) -> list[str]:
-    """The runs to launch: in plan order, or (``longest_first``) the most remaining compute first, which finishes
-    a study on a few workers sooner (a long run started last would run alone at the end) but, cut short, leaves
-    whole configurations rather than whole seeds missing. Ties keep plan order."""
+    """The runs to launch: in plan order, or (``longest_first``) the most work left first (estimated hours, else
+    updates), which finishes a study on a few workers sooner (a long run started last would run alone at the end)
+    but, cut short, leaves whole configurations rather than whole seeds missing. Ties keep plan order."""
     todo = [s for s in statuses if s.state.to_launch]
     if longest_first:
-        todo.sort(key=lambda s: -remaining_compute(s, configs[s.name], plan))
+        def work(status: RunStatus) -> float:
+            left = work_left(status, configs[status.name], plan)
+            return left.updates if left.hours is None else left.hours
+
+        todo.sort(key=lambda s: -work(s))
     return [s.name for s in todo]
+
+
+def hours_left(statuses: list[RunStatus], plan: StudyPlan, configs: dict[str, DictConfig],
+               launcher: list[str]) -> str:
+    """``; ~9.6 h of compute left by the preset's estimate, ~4.8 h wall at 2 runs at once`` (empty without costs)."""
+    hours = [work_left(s, configs[s.name], plan).hours for s in statuses]
+    if any(h is None for h in hours) or not sum(hours):
+        return ""
+    total, sharing = sum(hours), runs_sharing_wall_time(launcher, os.cpu_count() or 1)
+    wall = f", ~{total / sharing:.1f} h wall at {sharing} runs at once" if sharing > 1 else ""
+    return f"; ~{total:.1f} h of compute left by the preset's estimate{wall}"
 
 
 class ProgressMonitor(threading.Thread):
     """Prints the study's summary line every ``every`` seconds while jobs run (from the study directory, so it sees
     jobs in other processes and on other machines too)."""
 
-    def __init__(self, study_dir: Path, plan: StudyPlan, configs: dict[str, DictConfig], every: float):
+    def __init__(self, study_dir: Path, plan: StudyPlan, configs: dict[str, DictConfig], launcher: list[str],
+                 every: float):
         super().__init__(daemon=True)
-        self.study_dir, self.plan, self.configs, self.every = study_dir, plan, configs, every
+        self.study_dir, self.plan, self.configs, self.launcher, self.every = study_dir, plan, configs, launcher, every
         self.stopped = threading.Event()
         self.start_time = time.time()
 
     def run(self) -> None:
         while not self.stopped.wait(self.every):
             statuses = study_statuses(self.study_dir, self.plan, self.configs)
-            print(f"[study] {format_duration(time.time() - self.start_time)} elapsed: {summary_line(statuses)}",
-                  flush=True)
+            print(f"[study] {format_duration(time.time() - self.start_time)} elapsed: {summary_line(statuses)}"
+                  f"{hours_left(statuses, self.plan, self.configs, self.launcher)}", flush=True)
 
 
 @dataclass
@@ -298,7 +324,7 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
         if todo:
             print(f"[study] launching {len(todo)} run(s): {', '.join(todo)} ({describe_launcher(launcher)})",
                   flush=True)
-            monitor = ProgressMonitor(study_dir, plan, configs, options.progress_every)
+            monitor = ProgressMonitor(study_dir, plan, configs, launcher, options.progress_every)
             monitor.start()
             # In-process jobs stop through training's own handler (the interrupt ends the launch); workers need ours.
             stopping = stopping_on_signal(study_dir) if WORKER_LAUNCHER in launcher else contextlib.nullcontext(stop)
