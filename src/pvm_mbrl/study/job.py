@@ -6,9 +6,10 @@ the study's ``study.yaml``, so a job needs nothing from the process that launche
 lock while it works; everything it prints also goes to the run's ``job.log``; a crash is recorded in ``job.json``
 (error, traceback, last log lines) and returned, never raised, so one broken run does not stop the others.
 
-An interrupt (SIGINT, SIGTERM) stops the run with a checkpoint. In the launcher's own process it is raised, ending the
-launch; in a worker of a local launcher (joblib) it is returned instead, since an exception would make joblib kill
-the other workers before their checkpoints are written. A job that finds the study's stop request does not start.
+An interrupt (SIGINT, SIGTERM, SIGUSR2) stops the run with a checkpoint. In the launcher's own process it is raised,
+ending the launch; in a job of its own (a joblib worker, a SLURM job, a Ray task) it is returned instead, since an
+exception would make joblib kill the other workers before their checkpoints are written. A job that finds the study's
+stop request does not start; a running job away from its launcher stops on it as on a signal.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -34,6 +36,7 @@ from pvm_mbrl.study.plan import RunSpec, StudyPlan, run_config
 from pvm_mbrl.study.state import evaluation_done, read_plan_dict, stop_requested
 
 DISCARDED_DIR = ".discarded"  # hidden: reports and run discovery skip it
+STOP_POLL_SECONDS = 2.0  # how often a job away from its launcher looks for the study's stop request
 
 
 class _Tee(io.TextIOBase):
@@ -140,15 +143,39 @@ def _attempt(study_dir: Path, plan: StudyPlan, spec: RunSpec, run_dir: Path) -> 
     return record
 
 
+@contextlib.contextmanager
+def stopping_on_request(study_dir: Path, every: float = STOP_POLL_SECONDS) -> Iterator[None]:
+    """For a job that its launcher's signals do not reach (a Ray task): once the study's stop request appears, this
+    process gets a SIGTERM, as from a scheduler, so its run stops with a checkpoint. The watcher has ended when the
+    block does, so no signal comes after it."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(every):
+            if stop_requested(study_dir):
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    watcher = threading.Thread(target=watch, name="study-stop-request", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
 def execute_run_as_job(study_dir: Path, plan: StudyPlan, spec: RunSpec, local_worker: bool) -> dict:
     """``execute_run`` in a process of its own (a joblib worker, a SLURM job, a Ray task): the first stop signal
     stops the run (training writes its checkpoint) and the job returns its record, so its launcher learns how it
-    ended and keeps waiting for the others. A ``local_worker`` then ignores signals, also while it waits for its
-    next job (an exception escaping a joblib worker, or a worker dying, makes joblib kill the others at once);
-    elsewhere the handlers from before come back (the process is the job's, or Ray's to reuse)."""
+    ended and keeps waiting for the others; away from the launcher, the study's stop request is such a signal too.
+    A ``local_worker`` then ignores signals, also while it waits for its next job (an exception escaping a joblib
+    worker, or a worker dying, makes joblib kill the others at once); elsewhere the handlers from before come back
+    (the process is the job's, or Ray's to reuse)."""
     previous = handle_stop_signals(raise_interrupt_then(signal.SIG_IGN))
     try:
-        return execute_run(study_dir, plan, spec)
+        with contextlib.nullcontext() if local_worker else stopping_on_request(study_dir):
+            return execute_run(study_dir, plan, spec)
     except KeyboardInterrupt:
         pass  # its record says so; returned below, once further signals cannot cut the return short
     finally:

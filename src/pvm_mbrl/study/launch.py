@@ -94,6 +94,7 @@ def parallel_jobs(launcher_overrides: list[str]) -> int:
 
 LOCAL_LAUNCHERS = ("hydra/launcher=joblib", "hydra/launcher=submitit_local")  # their runs share this machine
 WORKER_LAUNCHER = "hydra/launcher=joblib"  # runs each job in a worker process that is a child of the launcher
+RAY_LAUNCHER = "hydra/launcher=ray"  # its tasks end with the launcher's process: they stop on the study's request
 
 
 def runs_sharing_wall_time(launcher_overrides: list[str], cores: int) -> int:
@@ -203,11 +204,13 @@ class StopSignal:
 
 
 @contextlib.contextmanager
-def stopping_on_signal(study_dir: Path) -> Iterator[StopSignal]:
-    """While this process's workers run the study's jobs: the first stop signal asks the study to stop. The
-    request is written to the study directory (jobs not begun yet see it and do not start) and the signal is passed
-    on to the workers (a ``kill`` reaches only this process; a terminal's Ctrl-C already reached them), whose running
-    runs write checkpoints; the launch then ends as usual. A second signal stops at once, as Ctrl-C did before."""
+def stopping_on_signal(study_dir: Path, to_workers: bool) -> Iterator[StopSignal]:
+    """While jobs elsewhere run the study: the first stop signal asks the study to stop. The request is written to
+    the study directory: jobs not begun yet see it and do not start, and a Ray task stops on it. With ``to_workers``
+    (joblib) the signal is passed on to this process's workers as well (a ``kill`` reaches only this process; a
+    terminal's Ctrl-C already reached them); never to a local Ray's processes, which would end with the tasks' work.
+    Running runs write checkpoints and the launch then ends as usual. A second signal stops at once, as Ctrl-C did
+    before."""
     import psutil
 
     stop = StopSignal()
@@ -219,7 +222,7 @@ def stopping_on_signal(study_dir: Path) -> Iterator[StopSignal]:
         request_stop(study_dir, signum)
         print(f"[study] signal {signum}: stopping; running runs write a checkpoint, no further run starts (signal "
               f"again to stop at once, losing what they did since their last checkpoint)", flush=True)
-        for worker in psutil.Process().children():
+        for worker in psutil.Process().children() if to_workers else []:
             with contextlib.suppress(psutil.NoSuchProcess):
                 worker.send_signal(signum)
 
@@ -326,8 +329,10 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
                   flush=True)
             monitor = ProgressMonitor(study_dir, plan, configs, launcher, options.progress_every)
             monitor.start()
-            # In-process jobs stop through training's own handler (the interrupt ends the launch); workers need ours.
-            stopping = stopping_on_signal(study_dir) if WORKER_LAUNCHER in launcher else contextlib.nullcontext(stop)
+            # In-process jobs stop through training's own handler (the interrupt ends the launch); workers and Ray
+            # tasks need ours. A cluster's jobs are its own: the scheduler stops them (a signal, a time limit).
+            to_workers, ray = WORKER_LAUNCHER in launcher, RAY_LAUNCHER in launcher
+            stopping = stopping_on_signal(study_dir, to_workers) if to_workers or ray else contextlib.nullcontext(stop)
             try:
                 with stopping as stop:
                     launch(study_dir, todo, launcher)
