@@ -63,6 +63,11 @@ def test_interrupted_trained_finished(run):
     write(run_dir, cfg, status={"state": "interrupted", "env_steps": 200, "total_steps": 400})
     status = state(run)
     assert (status.state, status.env_steps, status.total_steps) == (RunState.INTERRUPTED, 200, 400)
+    assert status.detail == "checkpoint at 200 env steps (interrupted)"
+    # the trainer said "running" at its last checkpoint, and no process holds the lock: killed (SIGKILL, OOM, a node)
+    write(run_dir, cfg, status={"state": "running", "env_steps": 200, "total_steps": 400})
+    assert state(run).detail == "checkpoint at 200 env steps (its process died while training: the steps after it " \
+                                "are redone)"
     # finished at fewer steps than the study now plans (steps were raised): resumed
     write(run_dir, cfg, status={"state": "finished", "env_steps": 300})
     assert state(run).state is RunState.INTERRUPTED

@@ -123,8 +123,10 @@ def run_status(run_dir: Path, cfg: DictConfig, evaluation: dict) -> RunStatus:
         return status
     if not trained:
         status.state = RunState.INTERRUPTED
-        status.detail = (f"checkpoint at {trained_steps:,} env steps "
-                         f"({files.status().get('state', 'no trainer status')})")
+        trainer = files.status().get("state", "no trainer status")
+        if trainer == "running":  # and no process holds the run's lock: it died without writing how it stopped
+            trainer = "its process died while training: the steps after it are redone"
+        status.detail = f"checkpoint at {trained_steps:,} env steps ({trainer})"
         return status
     if reason:
         status.state, status.detail = RunState.TRAINED, reason
