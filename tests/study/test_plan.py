@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pvm_mbrl.cli import main
-from pvm_mbrl.study.estimate import encoder_images, estimate_run, gradient_updates
+from pvm_mbrl.study.estimate import encoder_images, estimate_run, gradient_updates, queue_wall_hours
 from pvm_mbrl.study.launch import hours_left, launch_order, parallel_jobs, runs_sharing_wall_time, work_left
 from pvm_mbrl.study.plan import make_plan, preset_names, run_config, run_name
 from pvm_mbrl.study.state import RunState, RunStatus
@@ -200,8 +200,16 @@ def test_longest_first_launches_the_runs_with_the_most_work_left_first():
     total = 3 * (partial + pvm_eval) + 2 * (frozen + pvm_eval) + (cnn + cnn_eval) + left(1).hours + cnn_eval
     assert hours_left(statuses, plan, configs, ["hydra/launcher=basic"]) == \
         f"; ~{total:.1f} h of compute left by the preset's estimate"
-    assert hours_left(statuses, plan, configs, ["hydra/launcher=ray", "hydra.launcher.n_jobs=4"]).endswith(
-        f", ~{total / 4:.1f} h wall at 4 runs at once")
+    # Four workers take the queue in order (left(1) 0.750, partial 4.571, cnn_eval 0.458, frozen 2.326, cnn 2.048 h):
+    # plan order ends at 7.4 h (the last partial starts at 2.8 h); longest first at 6.6 h (the CNN starts at 4.6 h).
+    ray4 = ["hydra/launcher=ray", "hydra.launcher.n_jobs=4"]
+    assert hours_left(statuses, plan, configs, ray4).endswith(
+        ", ~7.4 h wall at 4 runs at once (~6.6 h with --longest-first)")
+    assert hours_left(statuses, plan, configs, ray4, longest_first=True).endswith(", ~6.6 h wall at 4 runs at once")
+    # A running run holds a worker from the start: partial seed 2 at 50k (2.619 h left) first, then plan order
+    # (5.4 h if it queued last); longest first ends at 5.3 h too, so it is not mentioned.
+    statuses[-1] = RunStatus(statuses[-1].name, RunState.RUNNING, 50_000)
+    assert hours_left(statuses, plan, configs, ray4).endswith(", ~5.3 h wall at 4 runs at once")
     plan.estimate = {}  # no stated costs: no hours; longest first goes by the updates left
     assert left(1).hours is None and hours_left(statuses, plan, configs, []) == ""
     assert launch_order(statuses, plan, configs, longest_first=True)[-2:] == [
@@ -231,6 +239,15 @@ def test_a_presets_launcher_runs_its_runs_side_by_side_unless_the_command_line_n
     assert main(["study", "quick", "hydra/launcher=basic", "--dry-run", "--dir", str(tmp_path / "q")]) == 0
     out = capsys.readouterr().out
     assert "launcher: hydra/launcher=basic\n" in out and "runs at once" not in out
+
+
+def test_queue_wall_hours_by_hand():
+    assert queue_wall_hours([1, 1, 1, 3], workers=2) == 4  # the long run starts last and ends alone
+    assert queue_wall_hours([3, 1, 1, 1], workers=2) == 3  # longest first: the short ones fill the other worker
+    assert queue_wall_hours([4, 3, 2, 2], workers=2) == 6  # 3+2 on one, 4+2 on the other: above the total / 2
+    assert queue_wall_hours([2, 5, 1], workers=1) == 8
+    assert queue_wall_hours([2, 5], workers=4) == 5
+    assert queue_wall_hours([], workers=2) == 0
 
 
 def test_local_runs_share_wall_time_at_most_one_per_core():

@@ -4,6 +4,8 @@ states (with where those costs come from)."""
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from omegaconf import DictConfig
@@ -26,6 +28,16 @@ class RunEstimate:
     @property
     def total_hours(self) -> float | None:
         return None if self.hours is None else self.hours + (self.evaluation_hours or 0.0)
+
+
+def queue_wall_hours(hours: Sequence[float], workers: int) -> float:
+    """Wall time of runs taken from a queue in this order by ``workers`` workers, each starting the next run as soon
+    as it is free (how joblib, Ray and a cluster's scheduler hand out jobs): at least the total over ``workers`` and
+    the longest run, and more when a long run starts late and ends alone."""
+    free_at = [0.0] * max(1, workers)
+    for run_hours in hours:
+        heapq.heapreplace(free_at, free_at[0] + run_hours)
+    return max(free_at)
 
 
 def gradient_updates(steps: int, prefill: int, action_repeat: int, num_envs: int, train_ratio: float,

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from pvm_mbrl.errors import Interrupted, handle_stop_signals, restore_signal_handlers
 from pvm_mbrl.locks import directory_lock
 from pvm_mbrl.rundir import JOB_LOG
-from pvm_mbrl.study.estimate import estimate_run
+from pvm_mbrl.study.estimate import estimate_run, queue_wall_hours
 from pvm_mbrl.study.plan import StudyPlan, is_launcher_override, make_plan, preset_name, run_configs
 from pvm_mbrl.study.state import (
     PLAN_FILE,
@@ -104,8 +104,10 @@ def runs_sharing_wall_time(launcher_overrides: list[str], cores: int) -> int:
     return min(jobs, max(1, cores)) if any(o in LOCAL_LAUNCHERS for o in launcher_overrides) else jobs
 
 
-def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], launcher: list[str]) -> str:
-    """Every run with its overrides and compute estimate; nothing is written."""
+def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], launcher: list[str],
+            longest_first: bool = False) -> str:
+    """Every run with its overrides and compute estimate, and the study's wall time in the launch order; nothing is
+    written."""
     costs = plan.estimate
     lines = [f"study {plan.preset}: {len(plan.runs)} runs in {study_dir}", plan.description, ""]
     total_updates, total_hours = 0, 0.0
@@ -128,9 +130,12 @@ def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], la
     jobs, cores = parallel_jobs(launcher), os.cpu_count() or 1
     sharing = runs_sharing_wall_time(launcher, cores)
     shared = f" (sharing this machine's {cores} cores)" if sharing < jobs else ""
-    lines.append(f"launcher: {describe_launcher(launcher)}" +
-                 (f"; {jobs} runs at once{shared}: ~{total_hours / sharing:,.1f} h wall" if jobs > 1 and total_hours
-                  else ""))
+    at_once = ""
+    if jobs > 1 and total_hours:
+        pending = [RunStatus(spec.name, RunState.PENDING) for spec in plan.runs]
+        wall, other = wall_time(pending, plan, configs, sharing, longest_first)
+        at_once = f"; {jobs} runs at once{shared}: {wall}{other}"
+    lines.append(f"launcher: {describe_launcher(launcher)}{at_once}")
     if costs.get("source"):
         lines.append(f"estimate source: {costs['source']}")
     return "\n".join(lines)
@@ -169,15 +174,35 @@ def launch_order(statuses: list[RunStatus], plan: StudyPlan, configs: dict[str, 
     return [s.name for s in todo]
 
 
+def wall_time(statuses: list[RunStatus], plan: StudyPlan, configs: dict[str, DictConfig], workers: int,
+              longest_first: bool) -> tuple[str, str]:
+    """``("~5.1 h wall", " (~4.6 h with --longest-first)")``: the estimated wall time until every run is done with
+    ``workers`` runs at once, the running runs first, then the others in launch order; in plan order, also the time
+    with ``--longest-first`` when that differs (else ``""``)."""
+    left = {s.name: work_left(s, configs[s.name], plan).hours or 0.0 for s in statuses}
+    running = [s.name for s in statuses if s.state is RunState.RUNNING]
+
+    def wall(longest: bool) -> str:
+        queue = running + launch_order(statuses, plan, configs, longest)
+        return f"{queue_wall_hours([left[name] for name in queue], workers):.1f}"
+
+    other = "" if longest_first or wall(True) == wall(False) else f" (~{wall(True)} h with --longest-first)"
+    return f"~{wall(longest_first)} h wall", other
+
+
 def hours_left(statuses: list[RunStatus], plan: StudyPlan, configs: dict[str, DictConfig],
-               launcher: list[str]) -> str:
-    """``; ~9.6 h of compute left by the preset's estimate, ~4.8 h wall at 2 runs at once`` (empty without costs)."""
+               launcher: list[str], longest_first: bool = False) -> str:
+    """``; ~9.6 h of compute left by the preset's estimate, ~5.1 h wall at 2 runs at once`` (empty without costs).
+    ``study status`` does not know the order the runs were launched in and states plan order's (the default)."""
     hours = [work_left(s, configs[s.name], plan).hours for s in statuses]
     if any(h is None for h in hours) or not sum(hours):
         return ""
-    total, sharing = sum(hours), runs_sharing_wall_time(launcher, os.cpu_count() or 1)
-    wall = f", ~{total / sharing:.1f} h wall at {sharing} runs at once" if sharing > 1 else ""
-    return f"; ~{total:.1f} h of compute left by the preset's estimate{wall}"
+    text = f"; ~{sum(hours):.1f} h of compute left by the preset's estimate"
+    workers = runs_sharing_wall_time(launcher, os.cpu_count() or 1)
+    if workers == 1:
+        return text
+    wall, other = wall_time(statuses, plan, configs, workers, longest_first)
+    return f"{text}, {wall} at {workers} runs at once{other}"
 
 
 class ProgressMonitor(threading.Thread):
@@ -185,9 +210,10 @@ class ProgressMonitor(threading.Thread):
     jobs in other processes and on other machines too)."""
 
     def __init__(self, study_dir: Path, plan: StudyPlan, configs: dict[str, DictConfig], launcher: list[str],
-                 every: float):
+                 every: float, longest_first: bool):
         super().__init__(daemon=True)
         self.study_dir, self.plan, self.configs, self.launcher, self.every = study_dir, plan, configs, launcher, every
+        self.longest_first = longest_first
         self.stopped = threading.Event()
         self.start_time = time.time()
 
@@ -195,7 +221,7 @@ class ProgressMonitor(threading.Thread):
         while not self.stopped.wait(self.every):
             statuses = study_statuses(self.study_dir, self.plan, self.configs)
             print(f"[study] {format_duration(time.time() - self.start_time)} elapsed: {summary_line(statuses)}"
-                  f"{hours_left(statuses, self.plan, self.configs, self.launcher)}", flush=True)
+                  f"{hours_left(statuses, self.plan, self.configs, self.launcher, self.longest_first)}", flush=True)
 
 
 @dataclass
@@ -314,7 +340,7 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
     plan, configs = make_plan(preset, run_overrides, study_dir)
     launcher = launcher_overrides or plan.launcher  # the command line's, else the preset's
     if options.dry_run:
-        print(dry_run(plan, study_dir, configs, launcher))
+        print(dry_run(plan, study_dir, configs, launcher, options.longest_first))
         return 0
     with directory_lock(study_dir, f"study {plan.preset} launcher"):
         write_plan(study_dir, plan.to_dict())
@@ -327,7 +353,8 @@ def run_study(preset: str, overrides: list[str], options: StudyOptions | None = 
         if todo:
             print(f"[study] launching {len(todo)} run(s): {', '.join(todo)} ({describe_launcher(launcher)})",
                   flush=True)
-            monitor = ProgressMonitor(study_dir, plan, configs, launcher, options.progress_every)
+            monitor = ProgressMonitor(study_dir, plan, configs, launcher, options.progress_every,
+                                      options.longest_first)
             monitor.start()
             # In-process jobs stop through training's own handler (the interrupt ends the launch); workers and Ray
             # tasks need ours. A cluster's jobs are its own: the scheduler stops them (a signal, a time limit).
