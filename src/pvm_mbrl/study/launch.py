@@ -110,7 +110,7 @@ def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], la
     written."""
     costs = plan.estimate
     lines = [f"study {plan.preset}: {len(plan.runs)} runs in {study_dir}", plan.description, ""]
-    total_updates, total_hours = 0, 0.0
+    total_updates, total_hours, hours_by_run = 0, 0.0, {}
     for k, spec in enumerate(plan.runs, 1):
         cfg = configs[spec.name]
         estimate = estimate_run(cfg, costs, int(plan.evaluation["episodes"]))
@@ -118,7 +118,8 @@ def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], la
         hours = f", ~{estimate.hours:.1f} h" if estimate.hours is not None else ""
         if estimate.evaluation_hours is not None:
             hours += f"; evaluation ~{estimate.evaluation_hours:.1f} h"
-        total_hours += estimate.total_hours or 0.0
+        hours_by_run[spec.name] = estimate.total_hours or 0.0
+        total_hours += hours_by_run[spec.name]
         lines += [f"{k:3d}. {spec.name}",
                   f"     config: {' '.join(spec.overrides)}",
                   f"     compute: {estimate.env_steps:,} env steps ({estimate.agent_steps:,} agent steps), "
@@ -133,7 +134,7 @@ def dry_run(plan: StudyPlan, study_dir: Path, configs: dict[str, DictConfig], la
     at_once = ""
     if jobs > 1 and total_hours:
         pending = [RunStatus(spec.name, RunState.PENDING) for spec in plan.runs]
-        wall, other = wall_time(pending, plan, configs, sharing, longest_first)
+        wall, other = wall_time(pending, hours_by_run, plan, configs, sharing, longest_first)
         at_once = f"; {jobs} runs at once{shared}: {wall}{other}"
     lines.append(f"launcher: {describe_launcher(launcher)}{at_once}")
     if costs.get("source"):
@@ -174,34 +175,36 @@ def launch_order(statuses: list[RunStatus], plan: StudyPlan, configs: dict[str, 
     return [s.name for s in todo]
 
 
-def wall_time(statuses: list[RunStatus], plan: StudyPlan, configs: dict[str, DictConfig], workers: int,
-              longest_first: bool) -> tuple[str, str]:
+def wall_time(statuses: list[RunStatus], left: dict[str, float], plan: StudyPlan, configs: dict[str, DictConfig],
+              workers: int, longest_first: bool) -> tuple[str, str]:
     """``("~5.1 h wall", " (~4.6 h with --longest-first)")``: the estimated wall time until every run is done with
-    ``workers`` runs at once, the running runs first, then the others in launch order; in plan order, also the time
-    with ``--longest-first`` when that differs (else ``""``)."""
-    left = {s.name: work_left(s, configs[s.name], plan).hours or 0.0 for s in statuses}
+    ``workers`` runs at once, given each run's hours ``left``: the running runs first, then the others in launch
+    order; in plan order, also the time with ``--longest-first`` when that differs (else ``""``)."""
     running = [s.name for s in statuses if s.state is RunState.RUNNING]
 
     def wall(longest: bool) -> str:
         queue = running + launch_order(statuses, plan, configs, longest)
         return f"{queue_wall_hours([left[name] for name in queue], workers):.1f}"
 
-    other = "" if longest_first or wall(True) == wall(False) else f" (~{wall(True)} h with --longest-first)"
-    return f"~{wall(longest_first)} h wall", other
+    in_order = wall(longest_first)
+    if longest_first:
+        return f"~{in_order} h wall", ""
+    longest = wall(True)
+    return f"~{in_order} h wall", "" if longest == in_order else f" (~{longest} h with --longest-first)"
 
 
 def hours_left(statuses: list[RunStatus], plan: StudyPlan, configs: dict[str, DictConfig],
                launcher: list[str], longest_first: bool = False) -> str:
     """``; ~9.6 h of compute left by the preset's estimate, ~5.1 h wall at 2 runs at once`` (empty without costs).
     ``study status`` does not know the order the runs were launched in and states plan order's (the default)."""
-    hours = [work_left(s, configs[s.name], plan).hours for s in statuses]
-    if any(h is None for h in hours) or not sum(hours):
+    left = {s.name: work_left(s, configs[s.name], plan).hours for s in statuses}
+    if any(h is None for h in left.values()) or not sum(left.values()):
         return ""
-    text = f"; ~{sum(hours):.1f} h of compute left by the preset's estimate"
+    text = f"; ~{sum(left.values()):.1f} h of compute left by the preset's estimate"
     workers = runs_sharing_wall_time(launcher, os.cpu_count() or 1)
     if workers == 1:
         return text
-    wall, other = wall_time(statuses, plan, configs, workers, longest_first)
+    wall, other = wall_time(statuses, left, plan, configs, workers, longest_first)
     return f"{text}, {wall} at {workers} runs at once{other}"
 
 
