@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pvm_mbrl.replay.buffer import ReplayBuffer, close_abandoned_episodes
+from pvm_mbrl.replay.buffer import ReplayBuffer, capacity_for_run, check_fits_in_memory, close_abandoned_episodes
 
 
 def fill(buffer, steps, streams=1):
@@ -152,3 +152,31 @@ def test_a_damaged_chunk_is_named_and_never_unpickled(tmp_path, damage):
     restored = ReplayBuffer(capacity=40, num_streams=1, directory=tmp_path, chunk_size=16, seed=0)
     with pytest.raises(ReplayReadError, match=f"replay chunk {chunk} is unreadable"):
         restored.load_state(buffer.state())
+
+
+def test_capacity_for_run_is_the_steps_a_run_adds_hand_values():
+    # 10,000 env steps at action repeat 2, one env: 5,000 agent steps, so a 1M capacity becomes 5,000.
+    assert capacity_for_run(1_000_000, 10_000, 2, 1) == 5_000
+    # 4 envs, 1,001 env steps at repeat 2: ceil(1001 / 8) = 126 adds of 4 steps = 504.
+    assert capacity_for_run(1_000_000, 1_001, 2, 4) == 504
+    # A smaller configured capacity stays, and never below one step per stream.
+    assert capacity_for_run(300, 10_000, 2, 1) == 300
+    assert capacity_for_run(1_000_000, 0, 2, 4) == 4
+
+
+def test_a_replay_larger_than_memory_is_refused_naming_the_key_and_the_fix():
+    step = {"image": np.zeros((2, 8, 8, 3), np.uint8), "encoder_cache": np.zeros((2, 100), np.float32)}
+    # 192 + 400 = 592 bytes per step; 1,000 steps = 592,000 bytes.
+    check_fits_in_memory(step, 1_000, 592_000)
+    with pytest.raises(MemoryError) as error:
+        check_fits_in_memory(step, 1_000, 591_999)
+    message = str(error.value)
+    assert "592 bytes per step, 400 of them 'encoder_cache'" in message
+    assert "replay_capacity to at most 999" in message and "replay_storage=disk" in message
+
+
+def test_an_oversized_replay_fails_when_allocated_not_when_full():
+    buffer = ReplayBuffer(10**15, num_streams=1)
+    with pytest.raises(MemoryError, match="replay_capacity 1,000,000,000,000,000"):
+        buffer.add({"obs": np.zeros((1, 4), np.float32)})
+    assert buffer.data == {}  # nothing half-allocated

@@ -16,6 +16,8 @@ than RAM (1M steps of ViT tokens) costs disk, with the OS page cache holding wha
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import zipfile
 from collections import deque
@@ -54,6 +56,33 @@ def read_chunk(path: Path) -> dict[str, np.ndarray]:
             f"run_dir (`pvm-mbrl evaluate` still works on the checkpoint)") from error
 
 
+def capacity_for_run(capacity: int, env_steps: int, action_repeat: int, num_streams: int) -> int:
+    """The replay a run can fill: ``capacity``, or fewer where the run adds fewer steps (it then evicts nothing
+    either way, so sampling is unchanged). Each of ``num_streams`` envs adds one agent step per
+    ``action_repeat`` env steps, all streams at once, until ``env_steps`` is reached."""
+    adds_per_stream = math.ceil(env_steps / (num_streams * action_repeat))
+    return max(num_streams, min(capacity, num_streams * adds_per_stream))
+
+
+def physical_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits_in_memory(step: dict[str, np.ndarray], capacity: int, memory_bytes: int) -> None:
+    """Refuse a replay that cannot fit in RAM once full (a run would be killed when it got there), naming what
+    takes the space and the settings that fix it; ``step`` holds one step per stream (leading axis)."""
+    per_key = {k: v.itemsize * int(np.prod(v.shape[1:])) for k, v in step.items()}
+    per_step = sum(per_key.values())
+    if per_step * capacity <= memory_bytes:
+        return
+    largest = max(per_key, key=per_key.get)
+    raise MemoryError(
+        f"replay would take {per_step * capacity / 2**30:,.1f} GiB when full ({per_step:,} bytes per step, "
+        f"{per_key[largest]:,} of them '{largest}', x replay_capacity {capacity:,}), more than this machine's "
+        f"{memory_bytes / 2**30:,.1f} GiB of memory. Set replay_capacity to at most {memory_bytes // per_step:,} "
+        "(or fewer, to leave room for the rest), or replay_storage=disk to keep the ring in files.")
+
+
 class ReplayBuffer:
     def __init__(self, capacity: int, num_streams: int = 1, directory: str | Path | None = None,
                  chunk_size: int = 1024, seed: int = 0, storage: str = "memory", online_length: int = 0):
@@ -84,6 +113,7 @@ class ReplayBuffer:
             self.data = {k: np.lib.format.open_memmap(ring / f"{k}.npy", mode="w+", shape=shape, dtype=dtype)
                          for k, (shape, dtype) in shapes.items()}
         else:  # np.zeros maps pages lazily, so an unfilled large capacity costs no memory
+            check_fits_in_memory(step, self.num_streams * self.stream_capacity, physical_memory_bytes())
             self.data = {k: np.zeros(shape, dtype) for k, (shape, dtype) in shapes.items()}
 
     def add(self, step: dict[str, np.ndarray]) -> None:

@@ -33,7 +33,7 @@ from pvm_mbrl.envs.registry import make_batched_env, make_env
 from pvm_mbrl.envs.spaces import action_info, observation_info, random_actions, to_env_action
 from pvm_mbrl.errors import RunError, handle_stop_signals, raise_interrupt_then, restore_signal_handlers
 from pvm_mbrl.locks import directory_lock
-from pvm_mbrl.replay.buffer import ReplayBuffer
+from pvm_mbrl.replay.buffer import ReplayBuffer, capacity_for_run
 from pvm_mbrl.rollout.episodes import EVAL_SEED_OFFSET, run_episodes
 from pvm_mbrl.rundir import ENV_STEPS_PER_S, RunDir, TrainerState
 from pvm_mbrl.training.allocator import retain_freed_memory
@@ -76,7 +76,8 @@ class Trainer:
         probe.close()
         action_dim, discrete = action_info(self.action_space)
         self.agent = Agent(cfg, self.obs_info, action_dim, discrete, self.device)
-        self.replay = ReplayBuffer(cfg.replay_capacity, cfg.env.num_envs, self.files.replay,
+        capacity = capacity_for_run(cfg.replay_capacity, cfg.steps, self.action_repeat, cfg.env.num_envs)
+        self.replay = ReplayBuffer(capacity, cfg.env.num_envs, self.files.replay,
                                    seed=cfg.seed, storage=cfg.replay_storage, online_length=self.sequence_length)
         retain_freed_memory()
         self.action_rng = np.random.default_rng(cfg.seed)
@@ -219,9 +220,11 @@ class Trainer:
                                  "is_last": is_last, "is_terminal": is_terminal, **latent})
                 if not announced_replay:
                     announced_replay = True
-                    capacity_gib = self.replay.bytes_per_step * cfg.replay_capacity / 2**30
+                    capacity = self.replay.num_streams * self.replay.stream_capacity
+                    capacity_gib = self.replay.bytes_per_step * capacity / 2**30
                     print(f"[train] replay: {self.replay.bytes_per_step:,} bytes per step, {capacity_gib:.2f} GiB "
-                          f"at capacity {cfg.replay_capacity:,}", flush=True)
+                          f"at capacity {capacity:,} (replay_capacity {cfg.replay_capacity:,}, at most the run's "
+                          "agent steps)", flush=True)
                 action = next_action
                 obs, reward, terminated, truncated, _ = venv.step(to_env_action(action, self.agent.discrete))
                 reward = reward.astype(np.float32)
