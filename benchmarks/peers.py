@@ -3,6 +3,7 @@
     python benchmarks/peers.py --peer dreamerv3-torch=../dreamerv3-torch --peer r2dreamer=../r2dreamer \\
         --peer-python ../peers-venv/bin/python
     python benchmarks/peers.py --sizes cpu --batches 16x16 --precisions fp32 best --peer dreamerv3-torch=PATH
+    python benchmarks/peers.py --device cuda --sizes size12m size200m --batches 16x64 --peer ... --peer ...
 
 Sides: pvm-mbrl (``Agent.train_step`` on the batch ``benchmarks/update_speed.py`` builds), NM512/dreamerv3-torch
 and NM512/r2dreamer. Each measurement is a fresh process that builds one side's model, runs --warmup updates,
@@ -17,7 +18,12 @@ CNN depth, MLP units, GRU blocks where it has them); ``default``: each peer's ow
 CPU: ours bf16 autocast; dreamerv3-torch fp32 (its ``precision=16`` uses ``torch.cuda.amp``, which does nothing
 on a CPU); r2dreamer bf16 autocast in place of the fp16 autocast it ships (``--r2dreamer-best fp16`` keeps
 that). Its ``fp32`` turns autocast off. On a CPU without bf16 instructions (AVX512-BF16, AMX) bf16 is slower
-than fp32 (``update_speed.py`` prints both matmul rates). No side compiles (both peers ship ``compile: True``;
+than fp32 (``update_speed.py`` prints both matmul rates). On CUDA (``--device cuda``) `best` is what each side
+ships for a GPU: ours bf16 autocast, dreamerv3-torch ``precision=16`` (fp16 ``torch.cuda.amp`` with a
+GradScaler), r2dreamer fp16 autocast with its GradScaler (``--r2dreamer-best bf16`` swaps in bf16); its `fp32`
+keeps the TF32 matmuls it ships (``set_float32_matmul_precision("high")``), ours and dreamerv3-torch's fp32 do not
+use TF32. Times on CUDA are taken after ``torch.cuda.synchronize()``, and the peak column is the GPU's
+``max_memory_allocated``. No side compiles (both peers ship ``compile: True``;
 it is set False here) unless ``--compile`` is given: then every side compiles as it ships -- ours with
 ``compile=default``, r2dreamer its update with ``torch.compile(mode="reduce-overhead")`` (CUDA graphs on CUDA,
 inductor alone on a CPU), dreamerv3-torch wraps its world model and behaviour in ``torch.compile``, which compiles
@@ -136,7 +142,7 @@ def build_ours(spec: dict) -> tuple:
 
     precision = "bf16" if spec["precision"] == "best" else "fp32"
     overrides = [*spec["overrides"], *(["compile=default"] if spec["compile"] else [])]
-    agent = build_agent(spec["preset"], spec["image_size"], precision, spec["batch"], spec["length"], "cpu",
+    agent = build_agent(spec["preset"], spec["image_size"], precision, spec["batch"], spec["length"], spec["device"],
                         overrides)
     data = train_step_batch(agent, spec["batch"], spec["length"], spec["image_size"])
     notes = f"{precision}{' autocast' if precision == 'bf16' else ''}"
@@ -172,8 +178,9 @@ def build_dreamerv3_torch(spec: dict) -> tuple:
     for name in ("defaults", "dmc_vision"):
         recursive_update(defaults, configs[name])
     size = spec["size"]
-    changes = {"device": "cpu", "compile": spec["compile"], "batch_size": spec["batch"], "batch_length": spec["length"],
-               "size": [spec["image_size"]] * 2, "precision": 32}
+    amp = spec["device"] == "cuda" and spec["precision"] == "best"  # its precision=16: fp16 torch.cuda.amp
+    changes = {"device": spec["device"], "compile": spec["compile"], "batch_size": spec["batch"],
+               "batch_length": spec["length"], "size": [spec["image_size"]] * 2, "precision": 16 if amp else 32}
     if size is not None:
         changes.update({"dyn_deter": size["deter"], "dyn_hidden": size["hidden"], "dyn_stoch": size["stoch"],
                         "dyn_discrete": size["classes"], "units": size["units"]})
@@ -188,8 +195,8 @@ def build_dreamerv3_torch(spec: dict) -> tuple:
     obs_space = types.SimpleNamespace(spaces=spaces)
     act_space = types.SimpleNamespace(shape=(ACTION_DIM,), low=-1.0, high=1.0)
     torch.manual_seed(0)
-    wm = models.WorldModel(obs_space, act_space, 0, config).to("cpu")
-    behavior = models.ImagBehavior(config, wm).to("cpu")
+    wm = models.WorldModel(obs_space, act_space, 0, config).to(spec["device"])
+    behavior = models.ImagBehavior(config, wm).to(spec["device"])
     if config.compile:  # as its Dreamer.__init__: the wrappers compile forward, which _train does not call
         wm, behavior = torch.compile(wm), torch.compile(behavior)
     arrays = random_arrays(spec["batch"], spec["length"], spec["image_size"])
@@ -204,7 +211,9 @@ def build_dreamerv3_torch(spec: dict) -> tuple:
 
     optimizers = [wm._model_opt._opt, behavior._actor_opt._opt, behavior._value_opt._opt]
     compiled = "compile on (forward only: the update stays eager)" if config.compile else "compile off"
-    return optimizers, update, f"fp32 (its only CPU precision), {compiled}"
+    precision = "fp16 amp (precision=16, as shipped)" if amp else (
+        "fp32" if spec["device"] == "cuda" else "fp32 (its only CPU precision)")
+    return optimizers, update, f"{precision}, {compiled}"
 
 
 def build_r2dreamer(spec: dict) -> tuple:
@@ -222,7 +231,7 @@ def build_r2dreamer(spec: dict) -> tuple:
 
     torch.set_float32_matmul_precision("high")  # as its train.py
     size = spec["size"]
-    overrides = ["device=cpu", f"model.compile={spec['compile']}", f"batch_size={spec['batch']}",
+    overrides = [f"device={spec['device']}", f"model.compile={spec['compile']}", f"batch_size={spec['batch']}",
                  f"batch_length={spec['length']}", f"env.size=[{spec['image_size']},{spec['image_size']}]"]
     if size is not None:
         overrides += ["model.rep_loss=dreamer", f"model.deter={size['deter']}", f"model.hidden={size['hidden']}",
@@ -248,11 +257,11 @@ def build_r2dreamer(spec: dict) -> tuple:
     obs_space = types.SimpleNamespace(spaces=spaces)
     act_space = types.SimpleNamespace(shape=(ACTION_DIM,))
     torch.manual_seed(0)
-    agent = dreamer.Dreamer(config.model, obs_space, act_space).to("cpu")
+    agent = dreamer.Dreamer(config.model, obs_space, act_space).to(spec["device"])
     arrays = random_arrays(spec["batch"], spec["length"], spec["image_size"])
     batch_shape = (spec["batch"], spec["length"])
     data = TensorDict({k: torch.as_tensor(v if v.ndim > 2 else v[..., None]) for k, v in arrays.items()},
-                      batch_size=batch_shape)
+                      batch_size=batch_shape, device=spec["device"])  # its replay stores on the device
     initial = agent.get_initial_state(spec["batch"])
     # Dreamer.preprocess converts the images in place, so every update gets its own copy, made beforehand.
     copies = [data.clone() for _ in range(spec["warmup"] + spec["updates"] + 1)]
@@ -276,6 +285,8 @@ def child(spec: dict) -> dict:
     import torch
 
     torch.set_num_threads(spec["threads"])
+    cuda = spec["device"] == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     retained = apply_retain() if spec["retain"] else False
     with contextlib.redirect_stdout(sys.stderr):  # the peers print while building; stdout carries the result
         optimizers, update, notes = BUILDERS[spec["side"]](spec)
@@ -283,14 +294,17 @@ def child(spec: dict) -> dict:
             update()
         times = []
         for _ in range(spec["updates"]):
+            sync()
             start = time.perf_counter()
             update()
+            sync()
             times.append(1000 * (time.perf_counter() - start))
     trained = {id(p): p.numel() for opt in optimizers for group in opt.param_groups for p in group["params"]}
     params = sum(trained.values()) / 1e6  # what the optimisers update: no frozen copies or slow critics
     return {"side": spec["side"], "times_ms": times, "params_m": params, "notes": notes, "retained": retained,
             "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 # ---------------------------------------------------------------------------------------------- parent
@@ -313,6 +327,15 @@ def run_child(python: str, spec: dict, threads: int) -> dict:
     tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
     raise RuntimeError(f"{spec['side']} ({spec['size_name']}, {spec['batch']}x{spec['length']}, "
                        f"{spec['precision']}) failed with exit code {proc.returncode}:\n{tail}")
+
+
+def gpu_name() -> str:
+    """The CUDA device's name, asked in a child so the parent never initialises CUDA (children get it whole)."""
+    proc = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.get_device_name(0))"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"peers.py: --device cuda, but torch cannot use a CUDA device here: {proc.stderr.strip()[-300:]}")
+    return proc.stdout.strip()
 
 
 def parse_peer(text: str) -> tuple[str, str]:
@@ -354,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batches", nargs="+", type=parse_batch, default=[(16, 16), (16, 64)],
                         metavar="BxT", help="batch shapes, batch x length (default: 16x16 16x64)")
     parser.add_argument("--precisions", nargs="+", choices=("fp32", "best"), default=["fp32", "best"])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where every side's model and batch live (cuda: times after synchronize)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in every process")
     parser.add_argument("--warmup", type=int, default=2, help="untimed updates per process")
     parser.add_argument("--updates", type=int, default=5, help="timed updates per process")
@@ -363,8 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peer-malloc", choices=("shipped", "retain", "both"), default="shipped",
                         help="peers with glibc's default allocator (shipped), with pvm-mbrl's retain_freed_memory "
                              "mallopt calls (retain), or measured both ways (both)")
-    parser.add_argument("--r2dreamer-best", choices=("bf16", "fp16"), default="bf16",
-                        help="r2dreamer's autocast for `best` (it ships fp16)")
+    parser.add_argument("--r2dreamer-best", choices=("bf16", "fp16"),
+                        help="r2dreamer's autocast for `best` (it ships fp16; default: bf16 on a CPU, fp16 on CUDA)")
     parser.add_argument("--compile", action="store_true",
                         help="every side compiles as it ships (ours compile=default); warm-ups take the compile")
     parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
@@ -379,11 +404,13 @@ def main(argv: list[str] | None = None) -> int:
         print(RESULT_MARK + json.dumps(child(json.loads(args.child))), flush=True)
         return 0
     peers = dict(args.peer)
+    r2dreamer_best = args.r2dreamer_best or ("bf16" if args.device == "cpu" else "fp16")
     for size in args.sizes:
         if size != "default":
             model_sizes(size, args.override)  # fail now on an unknown preset, not after minutes of timing
 
-    print(f"One full update (world model + actor-critic), ms; CPU, {args.threads} threads; every process fresh: "
+    where = f"CPU, {args.threads} threads" if args.device == "cpu" else f"CUDA ({gpu_name()}), peak = GPU memory"
+    print(f"One full update (world model + actor-critic), ms; {where}; every process fresh: "
           f"{args.warmup} warm-up + {args.updates} timed updates; {args.rounds} round(s), sides alternating; "
           f"random data, {args.image_size}^2 images, {ACTION_DIM} continuous actions")
     print(f"  {OURS}: Agent.train_step (the batch benchmarks/update_speed.py builds); fp32, best = bf16 autocast; "
@@ -418,8 +445,10 @@ def main(argv: list[str] | None = None) -> int:
         for batch, length in args.batches:
             for precision in args.precisions:
                 def key(side: Side, config: tuple = (size_name, batch, length, precision)) -> tuple:
-                    """Runs are shared where a side's precision is the same: dreamerv3-torch's `best` is fp32."""
-                    effective = "fp32" if side.name == "dreamerv3-torch" else config[3]
+                    """Runs are shared where a side's precision is the same: dreamerv3-torch's `best` on a CPU
+                    is fp32."""
+                    same = side.name == "dreamerv3-torch" and args.device == "cpu"
+                    effective = "fp32" if same else config[3]
                     return side, *config[:3], effective
 
                 todo = [side for side in sides if key(side) not in cache]
@@ -431,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "size_name": size_name, "batch": batch, "length": length, "precision": precision,
                                 "image_size": args.image_size, "threads": args.threads, "warmup": args.warmup,
                                 "updates": args.updates, "overrides": args.override, "compile": args.compile,
-                                "path": peers.get(side.name), "r2dreamer_best": args.r2dreamer_best}
+                                "path": peers.get(side.name), "r2dreamer_best": r2dreamer_best,
+                                "device": args.device}
                         python = sys.executable if side.name == OURS else args.peer_python
                         try:
                             cache[key(side)].append(run_child(python, spec, args.threads))

@@ -56,11 +56,18 @@ def test_peers_times_our_side_and_skips_peers_without_a_checkout(capsys):
 
 def test_peers_compile_mode_compiles_our_side_as_training_does():
     peers = load_benchmark("peers")
-    spec = {"preset": "cpu", "image_size": 32, "batch": 2, "length": 4, "overrides": TINY_MODEL}
+    spec = {"preset": "cpu", "image_size": 32, "batch": 2, "length": 4, "overrides": TINY_MODEL, "device": "cpu"}
     for compiled, expected in ((True, "compile=default"), (False, "compile=off")):
         _, _, notes = peers.build_ours({**spec, "precision": "fp32", "compile": compiled})
         assert expected in notes
     assert "--compile" in peers.build_parser().format_help()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where torch has no CUDA device")
+def test_peers_on_cuda_refuses_where_torch_has_no_cuda_device():
+    peers = load_benchmark("peers")
+    with pytest.raises(SystemExit, match="--device cuda, but torch cannot use a CUDA device"):
+        peers.main(["--device", "cuda", "--sizes", "cpu", "--batches", "2x4", "--precisions", "fp32"])
 
 
 def test_peers_arguments_are_checked(tmp_path):
