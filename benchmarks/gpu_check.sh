@@ -90,9 +90,15 @@ run() {
   if ((limit < 5)); then echo "skipped (no time left) 0"; return 0; fi
   local t0=$SECONDS rc=0
   timeout --kill-after=10 "$limit" "$@" > "$logs/$name.log" 2>&1 || rc=$?
-  local took=$((SECONDS - t0))
+  status_for "$rc" $((SECONDS - t0)) "$limit"
+}
+# status_for RC TOOK LIMIT: the table's status and seconds. timeout exits 124 (137 after --kill-after) at the
+# limit; a 137 well before it is a kill from outside, most often the kernel's or sandbox's out-of-memory killer.
+status_for() {
+  local rc="$1" took="$2" limit="$3"
   if ((rc == 0)); then echo "ok $took"
-  elif ((rc == 124 || rc == 137)); then echo "stopped at ${limit}s $took"
+  elif ((rc == 124 || (rc == 137 && took >= limit))); then echo "stopped at ${limit}s $took"
+  elif ((rc == 137)); then echo "failed (killed: SIGKILL before its limit, out of memory?) $took"
   else echo "failed (exit $rc) $took"; fi
 }
 status_of() { echo "${1% *}"; }

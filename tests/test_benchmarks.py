@@ -135,6 +135,17 @@ def test_gpu_check_arguments():
         assert proc.returncode == 64 and proc.stderr.startswith("gpu_check: "), (bad, proc.stderr)
 
 
+def test_gpu_check_tells_a_kill_from_its_own_time_limit():
+    # On the first GPU check, runs killed for memory after 48 s were reported as "stopped at 157s".
+    function = re.search(r"^status_for\(\) \{.*?^\}", (BENCHMARKS / "gpu_check.sh").read_text(), re.S | re.M).group(0)
+    cases = {"137 48 157": "failed (killed: SIGKILL before its limit, out of memory?) 48",
+             "137 167 157": "stopped at 157s 167", "124 157 157": "stopped at 157s 157", "0 3 9": "ok 3",
+             "1 3 9": "failed (exit 1) 3"}
+    for args, expected in cases.items():
+        proc = subprocess.run(["bash", "-c", f"{function}\nstatus_for {args}"], capture_output=True, text=True)
+        assert proc.stdout.strip() == expected, args
+
+
 @pytest.mark.slow
 def test_gpu_check_dry_run_lists_every_encoder_and_mode_on_cuda():
     proc = run_gpu_check("--dry-run", "--only", "train", CUDA_VISIBLE_DEVICES="")
