@@ -31,3 +31,29 @@ def test_compiled_updates_match_eager_ones(tiny_overrides):
             assert after[key] == pytest.approx(before[key], rel=1e-3, abs=1e-4), key
     for (name, p_eager), p_compiled in zip(eager.named_parameters(), compiled.parameters(), strict=True):
         torch.testing.assert_close(p_compiled, p_eager, rtol=1e-3, atol=1e-4, msg=name)
+
+
+FACTORIES = ("linspace", "arange", "zeros", "ones", "full", "empty", "eye", "tensor", "rand", "randn", "randint")
+
+
+def factory_nodes_without_device(function, *args) -> list[str]:
+    """Tensor factories in ``function``'s dynamo graphs that name no device: on a GPU they make CPU tensors, and
+    inductor then skips CUDA graphs for the whole graph (``reduce-overhead`` silently becomes ``default``)."""
+    explanation = torch._dynamo.explain(function)(*args)
+    assert explanation.graph_break_count == 0
+    return [f"{node.target}" for graph in explanation.graphs for node in graph.graph.nodes
+            if node.op == "call_function" and getattr(node.target, "__name__", "") in FACTORIES
+            and "device" not in node.kwargs]
+
+
+@pytest.mark.slow
+def test_compiled_losses_make_every_tensor_on_the_batch_device(tiny_overrides):
+    agent, _ = trained_agent(tiny_overrides, "off", 0)
+    data = {k: torch.as_tensor(v) for k, v in random_batch(length=6, seed=0).items()}
+    data["is_first"][:, 0] = True
+    data["action"], data["reward"] = data["action"].float(), data["reward"].float()
+    assert factory_nodes_without_device(agent.world_model.loss, data, None) == []
+    _, post = agent.world_model.loss(data, None)
+    start = post.map(lambda x: x.detach().reshape(-1, *x.shape[2:]))
+    assert factory_nodes_without_device(agent.actor_critic.imagination_loss, agent.world_model, start,
+                                        data["is_terminal"].reshape(-1)) == []

@@ -96,7 +96,7 @@ class BoundedNormal:
 @functools.cache
 def device_bins(num_bins: int, device: torch.device) -> torch.Tensor:
     """:func:`symexp_bins` built once per count and device (heads are called many times an update)."""
-    return symexp_bins(num_bins).to(device)
+    return symexp_bins(num_bins, device=device)
 
 
 class SymexpTwoHot:

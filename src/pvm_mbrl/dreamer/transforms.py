@@ -15,15 +15,16 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.expm1(torch.abs(x))
 
 
-def symexp_bins(num_bins: int = 255, limit: float = 20.0) -> torch.Tensor:
+def symexp_bins(num_bins: int = 255, limit: float = 20.0, device: torch.device | str | None = None) -> torch.Tensor:
     """DreamerV3's reward/value bins: evenly spaced in symlog space on [-limit, limit], in raw space.
 
     Built from one half and mirrored so the bins are exactly symmetric; an odd count puts one bin at
-    exactly zero, which the zero-initialised heads predict at the start.
+    exactly zero, which the zero-initialised heads predict at the start. Built on ``device``: inside a compiled
+    update a tensor made on the CPU keeps inductor from using CUDA graphs.
     """
     if num_bins < 2:
         raise ValueError(f"num_bins must be >= 2, got {num_bins}")
-    half = symexp(torch.linspace(-limit, limit, num_bins)[num_bins // 2:])
+    half = symexp(torch.linspace(-limit, limit, num_bins, device=device)[num_bins // 2:])
     if num_bins % 2:
         half[0] = 0.0
         return torch.cat([-half[1:].flip(0), half])
