@@ -172,8 +172,9 @@ print("yes" if "compile" in compose_config() else "no")' 2>/dev/null || echo "no
     extra=(); [[ -n "$mode" ]] && extra=(--override "compile=$mode")
     json="$logs/update_speed_${mode:-plain}.jsonl"
     rm -f "$json"
-    st="$(run "update_speed_${mode:-plain}" "$speed_share" "$py" "$repo/benchmarks/update_speed.py" \
-          --presets size12m size200m --sizes 64 --precisions bf16 --batch 16 --length 64 --repeats 5 \
+    # perf_hints: the log says when inductor skips CUDA graphs, and why.
+    st="$(run "update_speed_${mode:-plain}" "$speed_share" env TORCH_LOGS=perf_hints "$py" "$repo/benchmarks/update_speed.py" \
+          --presets size12m size200m --sizes 64 --precisions bf16 --batch 16 --length 64 --repeats 5 --warmup 3 \
           --device cuda --allocators retain --matmul-size 8192 --json-out "$json" "${extra[@]}")"
     if [[ -s "$json" ]]; then
       while IFS= read -r line; do

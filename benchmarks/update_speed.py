@@ -4,7 +4,8 @@
     python benchmarks/update_speed.py --presets cpu --sizes 64 --repeats 5
 
 Batch 16 x 64 (the DreamerV3 default) unless --batch/--length say otherwise. Times are medians of
-``--repeats`` updates after one warm-up; compare configurations by the ratios printed in the same run,
+``--repeats`` updates after ``--warmup`` warm-ups (default 1; CUDA graphs under ``compile=reduce-overhead`` are
+recorded on a later call, so give that 3); compare configurations by the ratios printed in the same run,
 not across machines. size200m does not fit a 2-core CPU's patience: pass --presets to choose. Each row
 runs in a fresh process, with the allocator setting training uses (``retain``) and glibc's default, and
 prints that process's peak resident memory and the minor page faults per timed update (memory handed back to
@@ -97,7 +98,7 @@ class UpdateCost:
     peak_rss_gb: float  # the process's peak resident memory (a fresh process per configuration)
 
 
-def time_update(agent: Agent, data: dict[str, torch.Tensor], repeats: int) -> UpdateCost:
+def time_update(agent: Agent, data: dict[str, torch.Tensor], repeats: int, warmup: int = 1) -> UpdateCost:
     """Median ms of (world-model forward+backward, actor-critic forward+backward) over ``repeats``, the
     update's FLOPs, counted on the warm-up update (which warms up allocators and kernels; None where the
     counter cannot run the update, then the warm-up runs without it), and the timed updates' memory."""
@@ -106,6 +107,8 @@ def time_update(agent: Agent, data: dict[str, torch.Tensor], repeats: int) -> Up
     except Exception as error:  # e.g. a compiled graph the dispatch-mode counter cannot enter
         print(f"[update_speed] FLOPs not counted: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
         flops = None
+        one_update(agent, data)
+    for _ in range(warmup - 1):
         one_update(agent, data)
     wm_times, ac_times = [], []
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -183,7 +186,8 @@ def build_agent(preset: str, size: int, precision: str, batch: int, length: int,
 
 
 def measure(preset: str, size: int, precision: str, batch: int, length: int, repeats: int, device: str,
-            retain: bool, threads: int = 0, overrides: tuple[str, ...] = ()) -> tuple[UpdateCost, float]:
+            retain: bool, threads: int = 0, overrides: tuple[str, ...] = (),
+            warmup: int = 1) -> tuple[UpdateCost, float]:
     """The update's cost and the parameters in millions for one configuration, in this process; ``overrides``
     are further config overrides (e.g. a compile setting)."""
     if retain:
@@ -193,7 +197,7 @@ def measure(preset: str, size: int, precision: str, batch: int, length: int, rep
     device = resolve_device(device)
     agent = build_agent(preset, size, precision, batch, length, device, overrides)
     data = synthetic_batch(batch, length, size, ACTION_DIM, device)
-    return time_update(agent, data, repeats), sum(p.numel() for p in agent.parameters()) / 1e6
+    return time_update(agent, data, repeats, warmup), sum(p.numel() for p in agent.parameters()) / 1e6
 
 
 def main() -> None:
@@ -204,6 +208,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed updates first (the first counts FLOPs)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads in every process (0: torch's default)")
@@ -240,7 +245,7 @@ def main() -> None:
                     with spawn.Pool(1) as pool:
                         cost, params = pool.apply(measure, (
                             preset, size, precision, args.batch, args.length, args.repeats, args.device,
-                            allocator == "retain", args.threads, tuple(args.override)))
+                            allocator == "retain", args.threads, tuple(args.override), args.warmup))
                     wm_ms, ac_ms, flops = cost.world_model_ms, cost.actor_critic_ms, cost.flops
                     reference = reference or wm_ms + ac_ms
                     achieved = flops / ((wm_ms + ac_ms) / 1000) / 1e9 if flops is not None else None

@@ -103,7 +103,11 @@ def test_update_cost_reports_time_flops_and_memory():
     torch.manual_seed(0)
     cfg = compose_config([*TINY, "model.blocks=2", "actor_critic.imag_length=2"])
     agent = Agent(cfg, {"image_size": 32, "vectors": {}}, 2, False, "cpu")
-    cost = update_speed.time_update(agent, update_speed.synthetic_batch(2, 4, 32, 2, "cpu"), repeats=2)
+    calls = []
+    loss = agent.world_model_loss
+    agent.world_model_loss = lambda *args: calls.append(1) or loss(*args)  # counts updates, runs the real one
+    cost = update_speed.time_update(agent, update_speed.synthetic_batch(2, 4, 32, 2, "cpu"), repeats=2, warmup=3)
+    assert len(calls) == 3 + 2  # warm-ups (the first counts FLOPs), then the timed updates
     assert cost.world_model_ms > 0 and cost.actor_critic_ms > 0 and cost.flops > 0
     assert cost.faults_per_update >= 0 and 0.05 < cost.peak_rss_gb < 64  # this process: torch is loaded
 
