@@ -3,7 +3,8 @@
 #
 #   bash benchmarks/gpu_check.sh                 # everything; the table also goes to $OUT/gpu_check.md if OUT is set
 #   bash benchmarks/gpu_check.sh --dry-run       # list the commands it would run (needs no GPU)
-#   bash benchmarks/gpu_check.sh --only train    # one part: train | speed | envsteps (repeatable)
+#   bash benchmarks/gpu_check.sh --only train    # one part: train | speed | envsteps | peers (repeatable)
+#   bash benchmarks/gpu_check.sh --peers DIR     # also part 4, against DIR/dreamerv3-torch and DIR/r2dreamer
 #
 # 1. train: a short CUDA training run (`pvm-mbrl train ... device=cuda`, the `cpu` model preset, a few hundred
 #    env steps of dmc:cartpole-balance) for the CNN and for every pre-trained encoder and fine-tuning mode:
@@ -14,6 +15,10 @@
 # 2. speed: benchmarks/update_speed.py for size12m and size200m at 16 x 64, 64^2 images, bf16, on cuda; with
 #    and without compile when the config has a `compile` setting (detected; modes from --compile-modes).
 # 3. envsteps: env steps/s of a size12m training run on dmc:cartpole-balance (the metrics' last interval).
+# 4. peers (with --peers DIR only): benchmarks/peers.py --device cuda against the checkouts DIR/dreamerv3-torch and
+#    DIR/r2dreamer (peers.py --help: their commits and packages, which the same interpreter must have), size12m's and
+#    size200m's numbers, 16 x 64, best and fp32 precision, every side eager; before envsteps, with 65% of the time
+#    left then (a budget of 600 s suits all four parts).
 #
 # Each part has a share of the 8 minutes (--budget seconds in all) and is stopped at it; a stopped or failed
 # step is a row of the table, not the end of the check. Logs: $OUT/gpu_check_logs/ (or a temporary folder).
@@ -36,6 +41,7 @@ jobs=4
 budget=480
 parts=()
 compile_modes="off reduce-overhead"
+peers_dir=""
 while (($#)); do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -44,8 +50,10 @@ while (($#)); do
             jobs="$2"; shift ;;
     --budget) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { echo "gpu_check: --budget needs seconds (a positive integer)" >&2; exit 64; }
               budget="$2"; shift ;;
-    --only) [[ $# -ge 2 && "$2" =~ ^(train|speed|envsteps)$ ]] || { echo "gpu_check: --only takes train, speed or envsteps" >&2; exit 64; }
+    --only) [[ $# -ge 2 && "$2" =~ ^(train|speed|envsteps|peers)$ ]] || { echo "gpu_check: --only takes train, speed, envsteps or peers" >&2; exit 64; }
             parts+=("$2"); shift ;;
+    --peers) [[ $# -ge 2 && -d "$2/dreamerv3-torch" && -d "$2/r2dreamer" ]] || { echo "gpu_check: --peers needs a folder holding dreamerv3-torch/ and r2dreamer/ checkouts, got '${2:-}'" >&2; exit 64; }
+             peers_dir="$(cd "$2" && pwd)"; shift ;;
     --compile-modes) [[ $# -ge 2 && -n "$2" ]] || { echo "gpu_check: --compile-modes needs a list such as 'off reduce-overhead'" >&2; exit 64; }
                      compile_modes="$2"; shift ;;
     *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 64 ;;
@@ -53,6 +61,10 @@ while (($#)); do
   shift
 done
 ((${#parts[@]})) || parts=(train speed envsteps)
+if [[ -n "$peers_dir" ]] && ! printf '%s\n' "${parts[@]}" | grep -qx peers; then parts+=(peers); fi
+if printf '%s\n' "${parts[@]}" | grep -qx peers && [[ -z "$peers_dir" ]]; then
+  echo "gpu_check: the peers part needs --peers DIR" >&2; exit 64
+fi
 wants() { local p; for p in "${parts[@]}"; do [[ "$p" == "$1" ]] && return 0; done; return 1; }
 
 # ---------------------------------------------------------------- refuse without CUDA (before any work)
@@ -193,6 +205,25 @@ print(f"{r["preset"]} 16x64 bf16 ({r["params_m"]:.0f}M)\t{r["world_model_ms"] + 
         "$(seconds_of "$st")" "-"
     fi
   done
+fi
+
+# ---------------------------------------------------------------- 4. against the other PyTorch ports
+if wants peers; then
+  echo "gpu_check: peers.py on cuda"
+  st="$(run peers $(( (deadline - SECONDS) * 65 / 100 )) "$py" "$repo/benchmarks/peers.py" --device cuda \
+        --peer "dreamerv3-torch=$peers_dir/dreamerv3-torch" --peer "r2dreamer=$peers_dir/r2dreamer" --peer-python "$py" \
+        --sizes size12m size200m --batches 16x64 --precisions best fp32 --rounds 1 --warmup 3 --updates 10)"
+  order=0
+  if ((!dry_run)); then  # one row per side and configuration that finished: min / median ms, peer / ours
+    while IFS=$'\t' read -r what result; do
+      order=$((order + 1))
+      row "4-$(printf %02d $order)" peers "$what" "$(status_of "$st")" "$(seconds_of "$st")" "$result"
+    done < <(awk -F'|' '$2 ~ /s *$/ && $6 ~ /M *$/ {
+      for (i = 2; i <= 12; i++) gsub(/^ +| +$/, "", $i)
+      ratio = ($11 == "") ? "" : ", peer/ours " $11 " min, " $12 " median"
+      printf "%s %s %s, %s\t%s / %s ms%s\n", $2, $3, $4, $5, $7, $8, ratio }' "$logs/peers.log")
+  fi
+  ((order)) || row 4-00 peers "size12m, size200m 16x64, best and fp32" "$(status_of "$st")" "$(seconds_of "$st")" "-"
 fi
 
 # ---------------------------------------------------------------- 3. env steps/s of size12m training

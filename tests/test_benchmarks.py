@@ -134,7 +134,8 @@ def test_gpu_check_arguments():
     assert subprocess.run(["bash", "-n", str(BENCHMARKS / "gpu_check.sh")]).returncode == 0
     usage = run_gpu_check("--help")
     assert usage.returncode == 0 and "--dry-run" in usage.stdout
-    for bad in (["--only", "bogus"], ["--jobs", "0"], ["--budget", "x"], ["--what"]):
+    for bad in (["--only", "bogus"], ["--jobs", "0"], ["--budget", "x"], ["--what"], ["--only", "peers"],
+                ["--peers", "/nonexistent"]):
         proc = run_gpu_check(*bad)
         assert proc.returncode == 64 and proc.stderr.startswith("gpu_check: "), (bad, proc.stderr)
 
@@ -148,6 +149,22 @@ def test_gpu_check_tells_a_kill_from_its_own_time_limit():
     for args, expected in cases.items():
         proc = subprocess.run(["bash", "-c", f"{function}\nstatus_for {args}"], capture_output=True, text=True)
         assert proc.stdout.strip() == expected, args
+
+
+def test_gpu_check_turns_the_peers_table_into_rows():
+    program = re.search(r"awk -F'\\|' '(.*?)' \"\$logs/peers.log\"", (BENCHMARKS / "gpu_check.sh").read_text(),
+                        re.S).group(1)
+    table = "\n".join([
+        "| size numbers | batch | precision | side | trained | min ms | median ms | runs | peak MiB "
+        "| peer/ours min | peer/ours median | notes",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size12m's  | 16x64 | best | pvm-mbrl  |  10.5M | 257 | 342 | 1 | 4,076 |       |       | bf16 |",
+        "| size12m's  | 16x64 | best | r2dreamer |  10.5M | 419 | 455 | 1 | 4,102 | 1.63x | 1.33x | fp16 |",
+        "| size200m's | 16x64 | fp32 | r2dreamer | failed |", ""])
+    proc = subprocess.run(["awk", "-F|", program], input=table, capture_output=True, text=True)
+    assert proc.stdout.splitlines() == [
+        "size12m's 16x64 best, pvm-mbrl\t257 / 342 ms",
+        "size12m's 16x64 best, r2dreamer\t419 / 455 ms, peer/ours 1.63x min, 1.33x median"]
 
 
 @pytest.mark.slow
