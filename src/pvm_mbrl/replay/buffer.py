@@ -17,7 +17,6 @@ than RAM (1M steps of ViT tokens) costs disk, with the OS page cache holding wha
 from __future__ import annotations
 
 import math
-import os
 import re
 import zipfile
 from collections import deque
@@ -27,6 +26,7 @@ import numpy as np
 
 from pvm_mbrl.atomic import atomic_write
 from pvm_mbrl.errors import ReplayReadError
+from pvm_mbrl.memory import memory_limit_bytes
 
 CHUNK_PATTERN = re.compile(r"stream(\d+)_(\d+)_(\d+)\.npz$")
 STORAGE_MODES = ("memory", "disk")
@@ -64,10 +64,6 @@ def capacity_for_run(capacity: int, env_steps: int, action_repeat: int, num_stre
     return max(num_streams, min(capacity, num_streams * adds_per_stream))
 
 
-def physical_memory_bytes() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def check_fits_in_memory(step: dict[str, np.ndarray], capacity: int, memory_bytes: int) -> None:
     """Refuse a replay that cannot fit in RAM once full (a run would be killed when it got there), naming what
     takes the space and the settings that fix it; ``step`` holds one step per stream (leading axis)."""
@@ -78,9 +74,10 @@ def check_fits_in_memory(step: dict[str, np.ndarray], capacity: int, memory_byte
     largest = max(per_key, key=per_key.get)
     raise MemoryError(
         f"replay would take {per_step * capacity / 2**30:,.1f} GiB when full ({per_step:,} bytes per step, "
-        f"{per_key[largest]:,} of them '{largest}', x replay_capacity {capacity:,}), more than this machine's "
-        f"{memory_bytes / 2**30:,.1f} GiB of memory. Set replay_capacity to at most {memory_bytes // per_step:,} "
-        "(or fewer, to leave room for the rest), or replay_storage=disk to keep the ring in files.")
+        f"{per_key[largest]:,} of them '{largest}', x replay_capacity {capacity:,}), more than the "
+        f"{memory_bytes / 2**30:,.1f} GiB of memory this process may use (RAM, or its cgroup's limit). Set "
+        f"replay_capacity to at most {memory_bytes // per_step:,} (or fewer, to leave room for the rest), or "
+        "replay_storage=disk to keep the ring in files.")
 
 
 class ReplayBuffer:
@@ -113,7 +110,7 @@ class ReplayBuffer:
             self.data = {k: np.lib.format.open_memmap(ring / f"{k}.npy", mode="w+", shape=shape, dtype=dtype)
                          for k, (shape, dtype) in shapes.items()}
         else:  # np.zeros maps pages lazily, so an unfilled large capacity costs no memory
-            check_fits_in_memory(step, self.num_streams * self.stream_capacity, physical_memory_bytes())
+            check_fits_in_memory(step, self.num_streams * self.stream_capacity, memory_limit_bytes())
             self.data = {k: np.zeros(shape, dtype) for k, (shape, dtype) in shapes.items()}
 
     def add(self, step: dict[str, np.ndarray]) -> None:
