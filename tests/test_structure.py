@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "pvm_mbrl"
 # part of the package must be given its place here.
 LAYERS = [
     {"pvm_mbrl", "pvm_mbrl.atomic", "pvm_mbrl.locks", "pvm_mbrl.rundir", "pvm_mbrl.nets", "pvm_mbrl.checkpoint",
-     "pvm_mbrl.resources", "pvm_mbrl.errors"},
+     "pvm_mbrl.resources", "pvm_mbrl.errors", "pvm_mbrl.memory"},
     {"pvm_mbrl.dreamer", "pvm_mbrl.envs", "pvm_mbrl.replay", "pvm_mbrl.encoders"},
     {"pvm_mbrl.rollout"},
     {"pvm_mbrl.training", "pvm_mbrl.evaluation"},
