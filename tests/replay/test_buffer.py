@@ -162,6 +162,7 @@ def test_capacity_for_run_is_the_steps_a_run_adds_hand_values():
     # A smaller configured capacity stays, and never below one step per stream.
     assert capacity_for_run(300, 10_000, 2, 1) == 300
     assert capacity_for_run(1_000_000, 0, 2, 4) == 4
+    assert ReplayBuffer(10, num_streams=4).capacity == 8  # whole steps per stream
 
 
 def test_a_replay_larger_than_memory_is_refused_naming_the_key_and_the_fix():

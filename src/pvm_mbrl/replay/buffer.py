@@ -64,10 +64,15 @@ def capacity_for_run(capacity: int, env_steps: int, action_repeat: int, num_stre
     return max(num_streams, min(capacity, num_streams * adds_per_stream))
 
 
+def bytes_per_key(arrays: dict[str, np.ndarray], leading_axes: int) -> dict[str, int]:
+    """Bytes one stored step takes per key, the first ``leading_axes`` axes (stream, row) not counted."""
+    return {k: v.itemsize * int(np.prod(v.shape[leading_axes:])) for k, v in arrays.items()}
+
+
 def check_fits_in_memory(step: dict[str, np.ndarray], capacity: int, memory_bytes: int) -> None:
     """Refuse a replay that cannot fit in RAM once full (a run would be killed when it got there), naming what
     takes the space and the settings that fix it; ``step`` holds one step per stream (leading axis)."""
-    per_key = {k: v.itemsize * int(np.prod(v.shape[1:])) for k, v in step.items()}
+    per_key = bytes_per_key(step, 1)
     per_step = sum(per_key.values())
     if per_step * capacity <= memory_bytes:
         return
@@ -110,7 +115,7 @@ class ReplayBuffer:
             self.data = {k: np.lib.format.open_memmap(ring / f"{k}.npy", mode="w+", shape=shape, dtype=dtype)
                          for k, (shape, dtype) in shapes.items()}
         else:  # np.zeros maps pages lazily, so an unfilled large capacity costs no memory
-            check_fits_in_memory(step, self.num_streams * self.stream_capacity, memory_limit_bytes())
+            check_fits_in_memory(step, self.capacity, memory_limit_bytes())
             self.data = {k: np.zeros(shape, dtype) for k, (shape, dtype) in shapes.items()}
 
     def add(self, step: dict[str, np.ndarray]) -> None:
@@ -140,9 +145,14 @@ class ReplayBuffer:
         return np.minimum(self.totals, self.stream_capacity)
 
     @property
+    def capacity(self) -> int:
+        """Steps the ring holds when full, all streams together."""
+        return self.num_streams * self.stream_capacity
+
+    @property
     def bytes_per_step(self) -> int:
         """Memory one stored step takes (all keys), for reporting and capacity planning."""
-        return sum(v.itemsize * int(np.prod(v.shape[2:])) for v in self.data.values())
+        return sum(bytes_per_key(self.data, 2).values())
 
     # ---------------------------------------------------------------- sampling
     def sample(self, batch_size: int, length: int) -> dict[str, np.ndarray]:

@@ -220,11 +220,10 @@ class Trainer:
                                  "is_last": is_last, "is_terminal": is_terminal, **latent})
                 if not announced_replay:
                     announced_replay = True
-                    capacity = self.replay.num_streams * self.replay.stream_capacity
-                    capacity_gib = self.replay.bytes_per_step * capacity / 2**30
+                    capacity_gib = self.replay.bytes_per_step * self.replay.capacity / 2**30
                     print(f"[train] replay: {self.replay.bytes_per_step:,} bytes per step, {capacity_gib:.2f} GiB "
-                          f"at capacity {capacity:,} (replay_capacity {cfg.replay_capacity:,}, at most the run's "
-                          "agent steps)", flush=True)
+                          f"at capacity {self.replay.capacity:,} (replay_capacity {cfg.replay_capacity:,}, at most "
+                          "the run's agent steps)", flush=True)
                 action = next_action
                 obs, reward, terminated, truncated, _ = venv.step(to_env_action(action, self.agent.discrete))
                 reward = reward.astype(np.float32)
