@@ -61,11 +61,9 @@ while (($#)); do
   shift
 done
 ((${#parts[@]})) || parts=(train speed envsteps)
-if [[ -n "$peers_dir" ]] && ! printf '%s\n' "${parts[@]}" | grep -qx peers; then parts+=(peers); fi
-if printf '%s\n' "${parts[@]}" | grep -qx peers && [[ -z "$peers_dir" ]]; then
-  echo "gpu_check: the peers part needs --peers DIR" >&2; exit 64
-fi
 wants() { local p; for p in "${parts[@]}"; do [[ "$p" == "$1" ]] && return 0; done; return 1; }
+if [[ -n "$peers_dir" ]] && ! wants peers; then parts+=(peers); fi
+if wants peers && [[ -z "$peers_dir" ]]; then echo "gpu_check: the peers part needs --peers DIR" >&2; exit 64; fi
 
 # ---------------------------------------------------------------- refuse without CUDA (before any work)
 if ((!dry_run)); then

@@ -220,6 +220,8 @@ def main() -> None:
                         help="further config overrides for every row (e.g. a compile setting)")
     parser.add_argument("--json-out", default=None, help="also append each row to this file as a JSON line")
     args = parser.parse_args()
+    if args.warmup < 1:
+        parser.error(f"--warmup must be at least 1 (the first warm-up counts the FLOPs), got {args.warmup}")
     spawn = multiprocessing.get_context("spawn")  # a fresh allocator per measurement
     with spawn.Pool(1) as pool:
         threads = pool.apply(torch.get_num_threads) if not args.threads else args.threads

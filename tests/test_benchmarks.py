@@ -112,6 +112,12 @@ def test_update_cost_reports_time_flops_and_memory():
     assert cost.faults_per_update >= 0 and 0.05 < cost.peak_rss_gb < 64  # this process: torch is loaded
 
 
+def test_update_speed_refuses_no_warm_up():
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "update_speed.py"), "--warmup", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--warmup must be at least 1" in proc.stderr
+
+
 def test_matmul_rate_is_measured():
     update_speed = load_benchmark("update_speed")
     rate, size = update_speed.matmul_gflops("fp32", "cpu", threads=1, n=256, min_seconds=0.02)
